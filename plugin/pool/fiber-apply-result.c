@@ -1,0 +1,2 @@
+/* fiber-apply-result.c — placeholder, being written */
+#include <glib.h>

@@ -1,0 +1,2 @@
+/* fiber-batch.c — placeholder, being written */
+#include <glib.h>

@@ -1,0 +1,2 @@
+/* fiber-dispatcher.c — placeholder, being written */
+#include <glib.h>

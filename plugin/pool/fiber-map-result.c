@@ -1,0 +1,2 @@
+/* fiber-map-result.c — placeholder, being written */
+#include <glib.h>

@@ -1,0 +1,83 @@
+/* fiber-pool-private.h
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Internal API shared by FiberPool, its results and the pool types.
+ */
+
+#pragma once
+
+#include "fiber-apply-result.h"
+#include "fiber-batch.h"
+#include "fiber-map-result.h"
+#include "fiber-pool.h"
+
+G_BEGIN_DECLS
+
+/* ---- FiberApplyResult ---- */
+
+/* @callback_context: where @callback runs; NULL means the thread-default
+ * context of the calling thread. */
+FiberApplyResult *_fiber_apply_result_new      (GType                type,
+                                                gpointer             source_object,
+                                                GCancellable        *cancellable,
+                                                GAsyncReadyCallback  callback,
+                                                gpointer             user_data,
+                                                gpointer             source_tag,
+                                                GMainContext        *callback_context);
+/* Completes the result with @value or @error (both transfer full, exactly
+ * one non-NULL).  Returns FALSE (and frees both) when already complete. */
+gboolean          _fiber_apply_result_complete (FiberApplyResult    *self,
+                                                GVariant            *value,
+                                                GError              *error);
+gboolean          _fiber_apply_result_is_tagged (FiberApplyResult   *self,
+                                                 gpointer            source_tag);
+GCancellable     *_fiber_apply_result_get_cancellable (FiberApplyResult *self);
+
+/* ---- FiberMapResult ---- */
+
+FiberMapResult   *_fiber_map_result_new        (gpointer             source_object,
+                                                guint                n_items,
+                                                gboolean             ordered,
+                                                gboolean             collect,
+                                                GCancellable        *cancellable,
+                                                GAsyncReadyCallback  callback,
+                                                gpointer             user_data,
+                                                gpointer             source_tag,
+                                                GMainContext        *callback_context);
+/* Transfer full; returns FALSE (and frees) when the item was already set. */
+gboolean          _fiber_map_result_set_item   (FiberMapResult      *self,
+                                                guint                index,
+                                                GVariant            *value,
+                                                GError              *error);
+gboolean          _fiber_map_result_item_is_set (FiberMapResult     *self,
+                                                 guint               index);
+
+/* ---- FiberBatch ---- */
+
+FiberBatch       *_fiber_batch_new             (const char          *task,
+                                                FiberTaskFunc        func,
+                                                gpointer             func_data,
+                                                GDestroyNotify       func_destroy,
+                                                GVariant            *args,
+                                                GVariant            *iterable,
+                                                guint                chunksize,
+                                                FiberApplyResult    *result);
+/* Transfer-full fast path for the dispatchers. */
+gboolean          _fiber_batch_complete_item_take (FiberBatch       *self,
+                                                   guint             index,
+                                                   GVariant         *value,
+                                                   GError           *error);
+gboolean          _fiber_batch_item_is_done    (FiberBatch          *self,
+                                                guint                index);
+FiberApplyResult *_fiber_batch_get_result      (FiberBatch          *self);
+
+/* Where async callbacks of @pool go (the pool's result thread when
+ * `result-thread` is set, else NULL = caller's thread-default context). */
+GMainContext     *_fiber_pool_get_callback_context (FiberPool       *self);
+/* Registry hook until the pool-type registry lands: sets the name a pool
+ * was created under. */
+void              _fiber_pool_set_pool_type    (FiberPool           *self,
+                                                const char          *pool_type);
+
+G_END_DECLS

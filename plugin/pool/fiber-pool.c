@@ -1,0 +1,2 @@
+/* fiber-pool.c — placeholder, being written */
+#include <glib.h>

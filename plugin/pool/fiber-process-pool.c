@@ -1,0 +1,2 @@
+/* fiber-process-pool.c — placeholder, being written */
+#include <glib.h>

@@ -1,0 +1,2 @@
+/* fiber-backend.c — placeholder, being written */
+#include <glib.h>

@@ -1,0 +1,2 @@
+/* fiber-job-spec.c — placeholder, being written */
+#include <glib.h>

@@ -1,0 +1,2 @@
+/* fiber-job.c — placeholder, being written */
+#include <glib.h>

@@ -1,0 +1,2 @@
+/* fiber-local-backend.c — placeholder, being written */
+#include <glib.h>

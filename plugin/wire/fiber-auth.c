@@ -1,0 +1,2 @@
+/* fiber-auth.c — placeholder, being written */
+#include <glib.h>

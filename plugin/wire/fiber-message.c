@@ -1,0 +1,2 @@
+/* fiber-message.c — placeholder, being written */
+#include <glib.h>
