@@ -1,2 +1,351 @@
-/* fiber-apply-result.c — placeholder, being written */
-#include <glib.h>
+/* fiber-apply-result.c
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "fiber-error.h"
+#include "fiber-pool-private.h"
+
+/**
+ * FiberApplyResult:
+ *
+ * The pending result of one asynchronous call into a [class@Fiber.Pool],
+ * like `multiprocessing.pool.AsyncResult`.
+ *
+ * It implements [iface@Gio.AsyncResult]: the callback given to the `_async`
+ * call runs exactly once, on the thread-default [struct@GLib.MainContext] of
+ * the calling thread (or on the process-wide result thread when the pool's
+ * [property@Fiber.Pool:result-thread] is set).  Callers that run no main loop
+ * can block in [method@Fiber.ApplyResult.get] instead; the result is kept, so
+ * `get` can be called again and from any thread.
+ */
+
+typedef struct
+{
+  GMutex               mutex;
+  GCond                cond;
+  gboolean             done;
+  GVariant            *value;
+  GError              *error;
+
+  GWeakRef             source_object;
+  gpointer             source_tag;
+  GCancellable        *cancellable;
+  gulong               cancelled_id;
+  GAsyncReadyCallback  callback;
+  gpointer             user_data;
+  GMainContext        *context;
+} FiberApplyResultPrivate;
+
+static void async_result_iface_init (GAsyncResultIface *iface);
+
+G_DEFINE_TYPE_WITH_CODE (FiberApplyResult, fiber_apply_result, G_TYPE_OBJECT,
+                         G_ADD_PRIVATE (FiberApplyResult)
+                         G_IMPLEMENT_INTERFACE (G_TYPE_ASYNC_RESULT, async_result_iface_init))
+
+static gpointer
+fiber_apply_result_get_user_data (GAsyncResult *result)
+{
+  FiberApplyResultPrivate *priv =
+    fiber_apply_result_get_instance_private (FIBER_APPLY_RESULT (result));
+  return priv->user_data;
+}
+
+static GObject *
+fiber_apply_result_get_source_object (GAsyncResult *result)
+{
+  FiberApplyResultPrivate *priv =
+    fiber_apply_result_get_instance_private (FIBER_APPLY_RESULT (result));
+  return g_weak_ref_get (&priv->source_object);
+}
+
+static gboolean
+fiber_apply_result_is_tagged_iface (GAsyncResult *result,
+                                    gpointer      source_tag)
+{
+  return _fiber_apply_result_is_tagged (FIBER_APPLY_RESULT (result), source_tag);
+}
+
+static void
+async_result_iface_init (GAsyncResultIface *iface)
+{
+  iface->get_user_data = fiber_apply_result_get_user_data;
+  iface->get_source_object = fiber_apply_result_get_source_object;
+  iface->is_tagged = fiber_apply_result_is_tagged_iface;
+}
+
+static void
+fiber_apply_result_finalize (GObject *object)
+{
+  FiberApplyResult *self = FIBER_APPLY_RESULT (object);
+  FiberApplyResultPrivate *priv = fiber_apply_result_get_instance_private (self);
+
+  if (priv->cancellable != NULL && priv->cancelled_id != 0)
+    g_cancellable_disconnect (priv->cancellable, priv->cancelled_id);
+  g_clear_object (&priv->cancellable);
+  g_clear_pointer (&priv->value, g_variant_unref);
+  g_clear_error (&priv->error);
+  g_clear_pointer (&priv->context, g_main_context_unref);
+  g_weak_ref_clear (&priv->source_object);
+  g_mutex_clear (&priv->mutex);
+  g_cond_clear (&priv->cond);
+
+  G_OBJECT_CLASS (fiber_apply_result_parent_class)->finalize (object);
+}
+
+static void
+fiber_apply_result_class_init (FiberApplyResultClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->finalize = fiber_apply_result_finalize;
+}
+
+static void
+fiber_apply_result_init (FiberApplyResult *self)
+{
+  FiberApplyResultPrivate *priv = fiber_apply_result_get_instance_private (self);
+
+  g_mutex_init (&priv->mutex);
+  g_cond_init (&priv->cond);
+  g_weak_ref_init (&priv->source_object, NULL);
+}
+
+static void
+on_cancelled (GCancellable *cancellable,
+              gpointer      data)
+{
+  FiberApplyResult *self = data;
+  GError *error = NULL;
+
+  g_cancellable_set_error_if_cancelled (cancellable, &error);
+  _fiber_apply_result_complete (self, NULL, error);
+}
+
+FiberApplyResult *
+_fiber_apply_result_new (GType                type,
+                         gpointer             source_object,
+                         GCancellable        *cancellable,
+                         GAsyncReadyCallback  callback,
+                         gpointer             user_data,
+                         gpointer             source_tag,
+                         GMainContext        *callback_context)
+{
+  FiberApplyResult *self;
+  FiberApplyResultPrivate *priv;
+
+  g_return_val_if_fail (g_type_is_a (type, FIBER_TYPE_APPLY_RESULT), NULL);
+
+  self = g_object_new (type, NULL);
+  priv = fiber_apply_result_get_instance_private (self);
+  g_weak_ref_set (&priv->source_object, source_object);
+  priv->source_tag = source_tag;
+  priv->callback = callback;
+  priv->user_data = user_data;
+  if (callback != NULL)
+    priv->context = callback_context != NULL
+                  ? g_main_context_ref (callback_context)
+                  : g_main_context_ref_thread_default ();
+  if (cancellable != NULL)
+    {
+      priv->cancellable = g_object_ref (cancellable);
+      /* Weak on purpose: the handler is disconnected in finalize. */
+      priv->cancelled_id = g_cancellable_connect (cancellable,
+                                                  G_CALLBACK (on_cancelled),
+                                                  self, NULL);
+    }
+  return self;
+}
+
+static gboolean
+invoke_callback (gpointer data)
+{
+  FiberApplyResult *self = data;
+  FiberApplyResultPrivate *priv = fiber_apply_result_get_instance_private (self);
+  g_autoptr(GObject) source = g_weak_ref_get (&priv->source_object);
+
+  priv->callback (source, G_ASYNC_RESULT (self), priv->user_data);
+  return G_SOURCE_REMOVE;
+}
+
+gboolean
+_fiber_apply_result_complete (FiberApplyResult *self,
+                              GVariant         *value,
+                              GError           *error)
+{
+  FiberApplyResultPrivate *priv = fiber_apply_result_get_instance_private (self);
+
+  g_assert ((value == NULL) != (error == NULL));
+
+  g_mutex_lock (&priv->mutex);
+  if (priv->done)
+    {
+      g_mutex_unlock (&priv->mutex);
+      g_clear_pointer (&value, g_variant_unref);
+      g_clear_error (&error);
+      return FALSE;
+    }
+  priv->value = value != NULL ? g_variant_take_ref (value) : NULL;
+  priv->error = error;
+  priv->done = TRUE;
+  g_cond_broadcast (&priv->cond);
+  g_mutex_unlock (&priv->mutex);
+
+  if (priv->callback != NULL)
+    {
+      /* Always through a source, never directly: the callback must not run
+       * inside the _async call (GTask rules) nor on a worker thread. */
+      g_autoptr(GSource) source = g_idle_source_new ();
+
+      g_source_set_priority (source, G_PRIORITY_DEFAULT);
+      g_source_set_callback (source, invoke_callback, g_object_ref (self), g_object_unref);
+      g_source_set_static_name (source, "[fiber] async result callback");
+      g_source_attach (source, priv->context);
+    }
+  return TRUE;
+}
+
+gboolean
+_fiber_apply_result_is_tagged (FiberApplyResult *self,
+                               gpointer          source_tag)
+{
+  FiberApplyResultPrivate *priv = fiber_apply_result_get_instance_private (self);
+  return priv->source_tag == source_tag;
+}
+
+GCancellable *
+_fiber_apply_result_get_cancellable (FiberApplyResult *self)
+{
+  FiberApplyResultPrivate *priv = fiber_apply_result_get_instance_private (self);
+  return priv->cancellable;
+}
+
+/* Waits with priv->mutex held; returns whether the result is done. */
+static gboolean
+wait_locked (FiberApplyResultPrivate *priv,
+             int                      timeout_msec)
+{
+  gint64 deadline;
+
+  if (timeout_msec < 0)
+    {
+      while (!priv->done)
+        g_cond_wait (&priv->cond, &priv->mutex);
+      return TRUE;
+    }
+
+  deadline = g_get_monotonic_time () + (gint64) timeout_msec * G_TIME_SPAN_MILLISECOND;
+  while (!priv->done)
+    if (!g_cond_wait_until (&priv->cond, &priv->mutex, deadline))
+      break;
+  return priv->done;
+}
+
+/**
+ * fiber_apply_result_get:
+ * @self: a #FiberApplyResult
+ * @timeout_msec: how long to wait: -1 forever, 0 just check
+ * @error: return location for an error
+ *
+ * Waits for the call to finish and returns its result, like
+ * `AsyncResult.get()`.  It may be called any number of times, from any
+ * thread, and needs no running main loop.
+ *
+ * Returns: (transfer full): the task's result, or %NULL with the task's
+ *   error, or %FIBER_ERROR_TIMEOUT when @timeout_msec ran out
+ */
+GVariant *
+fiber_apply_result_get (FiberApplyResult  *self,
+                        int                timeout_msec,
+                        GError           **error)
+{
+  FiberApplyResultPrivate *priv;
+  GVariant *value = NULL;
+
+  g_return_val_if_fail (FIBER_IS_APPLY_RESULT (self), NULL);
+  priv = fiber_apply_result_get_instance_private (self);
+
+  g_mutex_lock (&priv->mutex);
+  if (!wait_locked (priv, timeout_msec))
+    g_set_error (error, FIBER_ERROR, FIBER_ERROR_TIMEOUT,
+                 "the result was not ready within %d ms", timeout_msec);
+  else if (priv->error != NULL)
+    g_propagate_error (error, g_error_copy (priv->error));
+  else
+    value = g_variant_ref (priv->value);
+  g_mutex_unlock (&priv->mutex);
+
+  return value;
+}
+
+/**
+ * fiber_apply_result_wait:
+ * @self: a #FiberApplyResult
+ * @timeout_msec: how long to wait: -1 forever, 0 just check
+ *
+ * Waits until the result is ready, like `AsyncResult.wait()`.
+ *
+ * Returns: whether the result is ready
+ */
+gboolean
+fiber_apply_result_wait (FiberApplyResult *self,
+                         int               timeout_msec)
+{
+  FiberApplyResultPrivate *priv;
+  gboolean done;
+
+  g_return_val_if_fail (FIBER_IS_APPLY_RESULT (self), FALSE);
+  priv = fiber_apply_result_get_instance_private (self);
+
+  g_mutex_lock (&priv->mutex);
+  done = wait_locked (priv, timeout_msec);
+  g_mutex_unlock (&priv->mutex);
+  return done;
+}
+
+/**
+ * fiber_apply_result_ready:
+ * @self: a #FiberApplyResult
+ *
+ * Returns: whether the call has finished (successfully or not)
+ */
+gboolean
+fiber_apply_result_ready (FiberApplyResult *self)
+{
+  return fiber_apply_result_wait (self, 0);
+}
+
+/**
+ * fiber_apply_result_successful:
+ * @self: a #FiberApplyResult
+ * @error: return location for an error
+ *
+ * Tells whether the call finished without error, like
+ * `AsyncResult.successful()`.
+ *
+ * Unlike most functions with a #GError, a %FALSE return only sets @error
+ * when the result is not ready yet (%FIBER_ERROR_STATE, where
+ * multiprocessing raises `ValueError`); a finished call that failed returns
+ * %FALSE without error — use [method@Fiber.ApplyResult.get] for its error.
+ *
+ * Returns: %TRUE if the call finished successfully
+ */
+gboolean
+fiber_apply_result_successful (FiberApplyResult  *self,
+                               GError           **error)
+{
+  FiberApplyResultPrivate *priv;
+  gboolean ok = FALSE;
+
+  g_return_val_if_fail (FIBER_IS_APPLY_RESULT (self), FALSE);
+  priv = fiber_apply_result_get_instance_private (self);
+
+  g_mutex_lock (&priv->mutex);
+  if (!priv->done)
+    g_set_error_literal (error, FIBER_ERROR, FIBER_ERROR_STATE,
+                         "the result is not ready yet");
+  else
+    ok = priv->error == NULL;
+  g_mutex_unlock (&priv->mutex);
+  return ok;
+}

@@ -52,6 +52,9 @@ gboolean          _fiber_map_result_set_item   (FiberMapResult      *self,
                                                 GError              *error);
 gboolean          _fiber_map_result_item_is_set (FiberMapResult     *self,
                                                  guint               index);
+/* TRUE when every item is done or the map was aborted (cancelled, or a
+ * collecting map had an item fail): no further item needs to run. */
+gboolean          _fiber_map_result_is_finished (FiberMapResult     *self);
 
 /* ---- FiberBatch ---- */
 
@@ -71,6 +74,16 @@ gboolean          _fiber_batch_complete_item_take (FiberBatch       *self,
 gboolean          _fiber_batch_item_is_done    (FiberBatch          *self,
                                                 guint                index);
 FiberApplyResult *_fiber_batch_get_result      (FiberBatch          *self);
+
+/* Resolved base properties, for pool implementations. */
+const char       *_fiber_pool_get_initializer  (FiberPool           *self);
+GVariant         *_fiber_pool_get_initargs     (FiberPool           *self);
+guint             _fiber_pool_get_maxtasksperchild (FiberPool       *self);
+gboolean          _fiber_pool_get_resilient    (FiberPool           *self);
+guint             _fiber_pool_get_max_retries  (FiberPool           *self);
+/* Subclasses call this first in their dispose: an open pool is terminated
+ * and joined so that no worker outlives the object. */
+void              _fiber_pool_shutdown_for_dispose (FiberPool       *self);
 
 /* Where async callbacks of @pool go (the pool's result thread when
  * `result-thread` is set, else NULL = caller's thread-default context). */
