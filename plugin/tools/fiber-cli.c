@@ -335,7 +335,8 @@ build_task_iterable (GArray  *lines,
           g_autofree char *context = g_variant_parse_error_print_context (local_error, line->text);
 
           g_set_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
-                       "line %u is not a GVariant text: %s", line->line_no, context);
+                       "line %u is not a GVariant text: %s", line->line_no,
+                       g_strchomp (context));
           return NULL;
         }
       g_ptr_array_add (values, g_variant_ref_sink (value));
@@ -627,7 +628,7 @@ cmd_map (int    argc,
   gboolean pool_failed = FALSE;
   const char *task;
 
-  context = g_option_context_new ("[--] CMD [ARG…] — run CMD once per line of standard input");
+  context = g_option_context_new ("— run CMD once per line of standard input");
   g_option_context_set_summary (context,
     "Runs CMD on a pool of workers once per line of standard input, with “{}”\n"
     "in any argument replaced by the line (without “{}”, the line is appended\n"

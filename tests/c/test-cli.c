@@ -346,7 +346,7 @@ test_bad_input (void)
     { "a\n", { "map", "--no-such-option", "--", "echo", NULL }, "no-such-option" },
     { "(1,)\n(1,\n", { "map", "--task", "fiber.echo", NULL }, "line 2" },
     { "(1,)\n", { "map", "--task", "no.such.task", NULL }, "no.such.task" },
-    { "(1,)\n", { "map", "--task", "fiber.echo", "--", "echo", NULL }, "no command" },
+    { "(1,)\n", { "map", "--task", "fiber.echo", "--", "echo", NULL }, "takes no command" },
     { "a\xff\n", { "map", "--", "echo", NULL }, "UTF-8" },
     { "", { "no-such-command", NULL }, "no-such-command" },
     { "", { "pool-types", "extra", NULL }, "extra" },
