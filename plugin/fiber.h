@@ -23,6 +23,8 @@
 #include "fiber-batch.h"
 #include "fiber-pool.h"
 #include "fiber-process-pool.h"
+#include "fiber-slurm-backend.h"
+#include "fiber-kubernetes-backend.h"
 /* more public headers are listed below as their rooms land */
 
 #undef FIBER_INSIDE
