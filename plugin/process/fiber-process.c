@@ -7,6 +7,7 @@
 #include <glib/gstdio.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/random.h>
@@ -504,12 +505,30 @@ children_remove (FiberProcess *self)
   g_mutex_unlock (&children_lock);
 }
 
+/* As multiprocessing does when the process exits: daemonic children are
+ * terminated, then every child is waited for.  (A daemonic child would
+ * also exit by itself when it sees this process gone.) */
+static void
+join_children_at_exit (void)
+{
+  g_autoptr(GPtrArray) snapshot = fiber_active_children ();
+
+  for (guint i = 0; i < snapshot->len; i++)
+    if (fiber_process_get_daemon (snapshot->pdata[i]))
+      fiber_process_terminate (snapshot->pdata[i]);
+  for (guint i = 0; i < snapshot->len; i++)
+    fiber_process_join (snapshot->pdata[i], -1);
+}
+
 static void
 children_add (FiberProcess *self)
 {
   g_mutex_lock (&children_lock);
   if (children == NULL)
-    children = g_ptr_array_new ();
+    {
+      children = g_ptr_array_new ();
+      atexit (join_children_at_exit);
+    }
   g_ptr_array_add (children, g_object_ref (self));
   g_mutex_unlock (&children_lock);
 }

@@ -143,6 +143,35 @@ task_nested (GVariant *args, GCancellable *cancellable, gpointer data, GError **
   return g_variant_new ("()");
 }
 
+/* (sd) → sleeps, then writes "done" to the file. */
+static GVariant *
+task_sleep_then_write (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
+{
+  const char *path;
+  double seconds;
+
+  g_variant_get (args, "(&sd)", &path, &seconds);
+  g_usleep ((gulong) (seconds * G_USEC_PER_SEC));
+  if (!write_file (path, "done", error))
+    return NULL;
+  return g_variant_new ("()");
+}
+
+/* (s) → starts a child that writes to the file a little later, and
+ * returns without joining it. */
+static GVariant *
+task_leave_child (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
+{
+  const char *path;
+  g_autoptr(FiberProcess) child = NULL;
+
+  g_variant_get (args, "(&s)", &path);
+  child = fiber_process_new ("test.sleep-then-write", g_variant_new ("(sd)", path, 0.3));
+  if (!fiber_process_start (child, error))
+    return NULL;
+  return g_variant_new ("()");
+}
+
 /* (su) → checks that the string has the given length. */
 static GVariant *
 task_check_size (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
@@ -590,6 +619,22 @@ test_daemon_dies_with_parent (void)
 }
 
 static void
+test_exit_joins_children (void)
+{
+  g_autofree char *path = tmp_path ("left-child");
+  g_autoptr(FiberProcess) p = start_process ("test.leave-child", g_variant_new ("(s)", path));
+  g_autofree char *contents = NULL;
+
+  /* The child's exit waited for its own non-daemonic child. */
+  g_assert_cmpint (join_exitcode (p), ==, 0);
+  g_assert_true (g_file_get_contents (path, &contents, NULL, NULL));
+  g_assert_cmpstr (contents, ==, "done");
+
+  g_unlink (path);
+  fiber_test_assert_no_leaks (2000);
+}
+
+static void
 test_large_payload (void)
 {
   gsize size = 300 * 1024;
@@ -649,6 +694,8 @@ main (int    argc,
   fiber_task_register ("test.spawn-daemonic", task_spawn_daemonic, NULL, NULL);
   fiber_task_register ("test.nested", task_nested, NULL, NULL);
   fiber_task_register ("test.check-size", task_check_size, NULL, NULL);
+  fiber_task_register ("test.sleep-then-write", task_sleep_then_write, NULL, NULL);
+  fiber_task_register ("test.leave-child", task_leave_child, NULL, NULL);
 
   if (!fiber_init (&argc, &argv, &error))
     g_error ("fiber_init: %s", error->message);
@@ -671,6 +718,7 @@ main (int    argc,
   g_test_add_func ("/process/properties", test_properties);
   g_test_add_func ("/process/daemonic-no-children", test_daemonic_no_children);
   g_test_add_func ("/process/daemon-dies-with-parent", test_daemon_dies_with_parent);
+  g_test_add_func ("/process/exit-joins-children", test_exit_joins_children);
   g_test_add_func ("/process/large-payload", test_large_payload);
   g_test_add_func ("/process/large-payload-killed", test_large_payload_killed);
   g_test_add_func ("/process/many", test_many);
