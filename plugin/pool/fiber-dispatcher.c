@@ -1,2 +1,1856 @@
-/* fiber-dispatcher.c — placeholder, being written */
-#include <glib.h>
+/* fiber-dispatcher.c — the engine of FiberProcessPool
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * One thread per pool owns the ZeroMQ context, the ROUTER socket every
+ * worker connects to, the worker jobs and all dispatch state; nothing here
+ * is touched by another thread except the command stack and the few fields
+ * under `lock`.  API calls push commands onto a lock-free stack (atomic
+ * push, drained by exchange + reverse) and wake the thread through an
+ * eventfd written only when the stack goes from empty to non-empty.  The
+ * thread runs one zmq_poll() over the ROUTER, the eventfd and the fd of
+ * every worker job (readable once the job ended).
+ *
+ * Work is kept as ranges of batch items; a worker gets whole chunks.  While
+ * a worker is idle or not every worker has connected, each worker gets at
+ * most one chunk at a time, so no item waits behind a busy worker while
+ * another is free.  Once every worker is connected and busy, a worker gets
+ * more chunks ahead, enough for about PREFETCH_NSEC of work at the item
+ * time measured on it: short tasks then travel by the thousand in one TASK
+ * message and come back in batched RESULTs.
+ *
+ * Every item is at any time in exactly one place: a queued range, the
+ * suspect queue, or the in-flight list of one worker; a result is accepted
+ * only from the worker that holds the item, so it is delivered once.  When
+ * a worker is lost (its job ended, or it stayed silent), the items it held
+ * become suspects: they are resent one at a time to an otherwise idle
+ * worker, so that when a worker dies holding a single item the blame is
+ * exact.  Only such a loss counts against the item's max-retries; beyond it
+ * the item fails with FIBER_ERROR_WORKER_LOST.
+ */
+
+#include "fiber-dispatcher-private.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+#include <zmq.h>
+
+#include "fiber-auth.h"
+#include "fiber-error.h"
+#include "fiber-init-private.h"
+#include "fiber-message.h"
+#include "fiber-pool-private.h"
+#include "fiber-process-private.h"
+#include "fiber-worker-private.h"
+
+/* How much work to queue ahead on a busy worker. */
+#define PREFETCH_NSEC        (2 * 1000 * 1000)
+#define MAX_PREFETCH_ITEMS   16384
+/* Messages handled per wakeup before the other sources get a turn. */
+#define MAX_RECV_BURST       256
+/* A local worker that has not said HELLO after this long is lost. */
+#define START_TIMEOUT_USEC   (60 * G_USEC_PER_SEC)
+/* Consecutive workers that exit before serving before queued work fails. */
+#define MAX_START_FAILURES   3
+#define SPAWN_BACKOFF_USEC   (G_USEC_PER_SEC)
+
+typedef enum
+{
+  COMMAND_SUBMIT,
+  COMMAND_CLOSE,
+  COMMAND_TERMINATE,
+  COMMAND_INTERRUPT,
+} CommandKind;
+
+typedef struct _Command Command;
+struct _Command
+{
+  Command     *next;
+  CommandKind  kind;
+  FiberBatch  *batch;
+};
+
+typedef struct
+{
+  FiberBatch  *batch;
+  guint64      id;
+  const char  *task;
+  guint        chunksize;
+  guint        unresolved;   /* items the dispatcher still has to settle */
+  gint64       item_nsec;    /* measured time per item, 0 = unknown */
+  GHashTable  *losses;       /* index → times lost with a worker */
+} BatchState;
+
+typedef struct
+{
+  BatchState *bs;
+  guint       next;
+  guint       end;
+} Range;
+
+typedef struct
+{
+  BatchState *bs;
+  guint       index;
+  gboolean    suspect;
+} Item;
+
+typedef enum
+{
+  WORKER_STARTING,   /* job created, no HELLO yet */
+  WORKER_CONNECTED,  /* welcomed */
+  WORKER_LEAVING,    /* said GOODBYE or was told to stop: gets no work */
+  WORKER_LOST,       /* given up; waiting for the job to end */
+} WorkerState;
+
+typedef struct
+{
+  guint        serial;
+  char        *id;
+  FiberJob    *job;
+  int          fd;
+  gboolean     poll_fd;
+  GBytes      *identity;
+  WorkerState  state;
+  gboolean     ready;
+  guint        credits;
+  guint        allowance;      /* G_MAXUINT: unlimited */
+  guint        completed;
+  gboolean     isolating;      /* holds a suspect: gets nothing else */
+  gboolean     shutdown_sent;
+  gboolean     kill_sent;
+  char        *goodbye;
+
+  /* in-flight ring */
+  Item        *ring;
+  guint        ring_size;
+  guint        ring_head;
+  guint        n_inflight;
+
+  gint64       started_at;
+  gint64       last_recv;
+  gint64       last_send;
+  gint64       busy_mark;      /* since when the worker has had work */
+} Worker;
+
+struct _FiberDispatcher
+{
+  gatomicrefcount  ref;
+
+  /* configuration (immutable) */
+  FiberBackend    *backend;
+  char           **worker_argv;
+  char            *task_modules;
+  GBytes          *authkey;
+  char            *authkey_hex;
+  char            *name;
+  gboolean         daemon;
+  guint            processes;
+  char            *initializer;
+  GVariant        *initargs;
+  guint            maxtasksperchild;
+  gboolean         resilient;
+  guint            max_retries;
+  guint            heartbeat_ms;
+  gboolean         remote;
+
+  guint8           nonce[FIBER_AUTH_NONCE_SIZE];
+  char            *nonce_hex;
+  char            *runtime_dir;
+  char            *socket_path;
+  char            *endpoint;
+  char            *curve_public;
+  char            *curve_secret;
+
+  /* cross-thread */
+  Command         *commands;     /* atomic stack */
+  int              wakefd;
+  GMutex           lock;
+  GCond            cond;
+  gboolean         stopped;      /* no more commands accepted */
+  gboolean         finished;     /* thread done, directory removed */
+  GArray          *pids;         /* gint64, live worker jobs */
+  GThread         *thread;
+
+  /* dispatcher thread only */
+  void            *zctx;
+  void            *router;
+  GPtrArray       *workers;
+  GHashTable      *by_identity;  /* GBytes → Worker */
+  GHashTable      *by_id;        /* worker id → Worker (STARTING only) */
+  GHashTable      *batches;      /* guint64 id → BatchState */
+  GQueue           queue;        /* Range */
+  GQueue           suspects;     /* Item (heap) */
+  GArray          *pollitems;
+  GPtrArray       *poll_workers;
+  gboolean         poll_dirty;
+  guint            serial;
+  guint            rr;
+  gboolean         closing;
+  gboolean         terminating;
+  gboolean         shutdown_sent;
+  gboolean         broken;
+  guint            start_failures;
+  gint64           spawn_retry_at;
+  gint64           next_tick;
+  gboolean         exit_loop;
+};
+
+static void dispatcher_free (FiberDispatcher *self);
+
+/* ------------------------------------------------------------------ */
+/* Batches and items                                                   */
+
+static void
+batch_state_free (BatchState *bs)
+{
+  g_clear_pointer (&bs->losses, g_hash_table_unref);
+  fiber_batch_unref (bs->batch);
+  g_free (bs);
+}
+
+/* The dispatcher is done with @n items of @bs. */
+static void
+batch_state_settle (FiberDispatcher *self,
+                    BatchState      *bs,
+                    guint            n)
+{
+  g_assert (bs->unresolved >= n);
+  bs->unresolved -= n;
+  if (bs->unresolved > 0)
+    return;
+  g_hash_table_remove (self->batches, &bs->id);   /* frees */
+}
+
+static void
+complete_item (FiberDispatcher *self,
+               BatchState      *bs,
+               guint            index,
+               GVariant        *value,
+               GError          *error)
+{
+  _fiber_batch_complete_item_take (bs->batch, index, value, error);
+  batch_state_settle (self, bs, 1);
+}
+
+static void
+fail_item (FiberDispatcher *self,
+           BatchState      *bs,
+           guint            index,
+           int              code,
+           const char      *message)
+{
+  complete_item (self, bs, index, NULL,
+                 g_error_new_literal (FIBER_ERROR, code, message));
+}
+
+static void
+fail_queued (FiberDispatcher *self,
+             int              code,
+             const char      *message)
+{
+  Range *range;
+  Item *item;
+
+  while ((item = g_queue_pop_head (&self->suspects)) != NULL)
+    {
+      fail_item (self, item->bs, item->index, code, message);
+      g_free (item);
+    }
+  while ((range = g_queue_pop_head (&self->queue)) != NULL)
+    {
+      BatchState *bs = range->bs;
+
+      if (fiber_batch_is_done (bs->batch))
+        batch_state_settle (self, bs, range->end - range->next);
+      else
+        for (guint i = range->next; i < range->end; i++)
+          fail_item (self, bs, i, code, message);
+      g_free (range);
+    }
+}
+
+static gboolean
+has_queued_work (FiberDispatcher *self)
+{
+  return !g_queue_is_empty (&self->queue) || !g_queue_is_empty (&self->suspects);
+}
+
+/* ------------------------------------------------------------------ */
+/* In-flight ring                                                      */
+
+static void
+ring_push (Worker     *w,
+           BatchState *bs,
+           guint       index,
+           gboolean    suspect)
+{
+  Item *slot;
+
+  if (w->n_inflight == w->ring_size)
+    {
+      guint new_size = MAX (16, w->ring_size * 2);
+      Item *ring = g_new (Item, new_size);
+
+      for (guint i = 0; i < w->n_inflight; i++)
+        ring[i] = w->ring[(w->ring_head + i) % w->ring_size];
+      g_free (w->ring);
+      w->ring = ring;
+      w->ring_size = new_size;
+      w->ring_head = 0;
+    }
+  slot = &w->ring[(w->ring_head + w->n_inflight) % w->ring_size];
+  slot->bs = bs;
+  slot->index = index;
+  slot->suspect = suspect;
+  w->n_inflight++;
+}
+
+static Item *
+ring_nth (Worker *w,
+          guint   n)
+{
+  return &w->ring[(w->ring_head + n) % w->ring_size];
+}
+
+/* Removes the in-flight entry for (@batch_id, @index); results come back
+ * in order, so this is almost always the head. */
+static gboolean
+ring_take (Worker  *w,
+           guint64  batch_id,
+           guint    index,
+           Item    *out)
+{
+  for (guint n = 0; n < w->n_inflight; n++)
+    {
+      Item *it = ring_nth (w, n);
+
+      if (it->index != index || it->bs->id != batch_id)
+        continue;
+      *out = *it;
+      if (n == 0)
+        {
+          w->ring_head = (w->ring_head + 1) % w->ring_size;
+        }
+      else
+        {
+          for (guint k = n; k + 1 < w->n_inflight; k++)
+            *ring_nth (w, k) = *ring_nth (w, k + 1);
+        }
+      w->n_inflight--;
+      return TRUE;
+    }
+  return FALSE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Workers                                                             */
+
+static void
+publish_pids (FiberDispatcher *self)
+{
+  g_mutex_lock (&self->lock);
+  g_array_set_size (self->pids, 0);
+  for (guint i = 0; i < self->workers->len; i++)
+    {
+      Worker *w = g_ptr_array_index (self->workers, i);
+      gint64 pid = fiber_job_get_pid (w->job);
+
+      g_array_append_val (self->pids, pid);
+    }
+  g_mutex_unlock (&self->lock);
+}
+
+static void
+worker_free (Worker *w)
+{
+  g_clear_object (&w->job);
+  g_clear_pointer (&w->identity, g_bytes_unref);
+  g_free (w->ring);
+  g_free (w->goodbye);
+  g_free (w->id);
+  g_free (w);
+}
+
+static guint
+count_workers (FiberDispatcher *self,
+               WorkerState      state)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < self->workers->len; i++)
+    if (((Worker *) g_ptr_array_index (self->workers, i))->state == state)
+      n++;
+  return n;
+}
+
+static FiberJobSpec *
+build_job_spec (FiberDispatcher *self,
+                const char      *name,
+                const char      *id)
+{
+  FiberJobSpec *spec = fiber_job_spec_new ((const char * const *) self->worker_argv);
+
+  fiber_job_spec_set_name (spec, name);
+  fiber_job_spec_set_daemon (spec, self->daemon);
+  _fiber_process_fill_child_env (spec, name, self->daemon);
+  fiber_job_spec_setenv (spec, FIBER_ENV_AUTHKEY, self->authkey_hex);
+  fiber_job_spec_setenv (spec, FIBER_ENV_WORKER_ENDPOINT, self->endpoint);
+  fiber_job_spec_setenv (spec, FIBER_ENV_WORKER_ID, id);
+  fiber_job_spec_setenv (spec, FIBER_ENV_NONCE, self->nonce_hex);
+  if (self->curve_public != NULL)
+    fiber_job_spec_setenv (spec, FIBER_ENV_CURVE_SERVERKEY, self->curve_public);
+  if (self->task_modules != NULL)
+    fiber_job_spec_setenv (spec, FIBER_ENV_TASK_MODULES, self->task_modules);
+  return spec;
+}
+
+static Worker *
+spawn_worker (FiberDispatcher  *self,
+              GError          **error)
+{
+  g_autoptr(FiberJobSpec) spec = NULL;
+  g_autofree char *name = NULL;
+  guint8 raw_id[16];
+  Worker *w;
+  FiberJob *job;
+
+  if (!_fiber_auth_random_bytes (raw_id, sizeof raw_id, error))
+    return NULL;
+
+  w = g_new0 (Worker, 1);
+  w->serial = ++self->serial;
+  w->id = _fiber_auth_hex_encode (raw_id, sizeof raw_id);
+  name = g_strdup_printf ("%s-%u", self->name, w->serial);
+  spec = build_job_spec (self, name, w->id);
+
+  job = fiber_backend_create_job (self->backend, spec, error);
+  if (job == NULL)
+    {
+      worker_free (w);
+      return NULL;
+    }
+
+  w->job = job;
+  w->fd = fiber_job_get_fd (job);
+  w->poll_fd = w->fd >= 0;
+  w->state = WORKER_STARTING;
+  w->allowance = self->maxtasksperchild > 0 ? self->maxtasksperchild : G_MAXUINT;
+  w->started_at = g_get_monotonic_time ();
+  g_ptr_array_add (self->workers, w);
+  g_hash_table_insert (self->by_id, w->id, w);
+  self->poll_dirty = TRUE;
+  publish_pids (self);
+  return w;
+}
+
+static gboolean
+send_to (FiberDispatcher  *self,
+         Worker           *w,
+         FiberMessageType  type,
+         GVariant         *body)
+{
+  gsize id_size;
+  const void *id_data;
+
+  if (w->identity == NULL)
+    {
+      g_variant_unref (g_variant_ref_sink (body));
+      return FALSE;
+    }
+  id_data = g_bytes_get_data (w->identity, &id_size);
+  if (zmq_send (self->router, id_data, id_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+    {
+      g_variant_unref (g_variant_ref_sink (body));
+      g_debug ("cannot send to worker %s: %s", w->id, zmq_strerror (errno));
+      return FALSE;
+    }
+  w->last_send = g_get_monotonic_time ();
+  return _fiber_wire_send_message (self->router, type, body, ZMQ_DONTWAIT);
+}
+
+static void
+send_raw (FiberDispatcher  *self,
+          GBytes           *identity,
+          FiberMessageType  type,
+          GVariant         *body)
+{
+  gsize id_size;
+  const void *id_data = g_bytes_get_data (identity, &id_size);
+
+  if (zmq_send (self->router, id_data, id_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+    {
+      g_variant_unref (g_variant_ref_sink (body));
+      return;
+    }
+  _fiber_wire_send_message (self->router, type, body, ZMQ_DONTWAIT);
+}
+
+static void
+forget_identity (FiberDispatcher *self,
+                 Worker          *w)
+{
+  if (w->identity != NULL)
+    g_hash_table_remove (self->by_identity, w->identity);
+  g_hash_table_remove (self->by_id, w->id);
+}
+
+/* A worker ended (or could not be started) before it served anything.
+ * After a few in a row, spawning slows down, and when no worker is left to
+ * run the queued work, that work fails instead of waiting forever. */
+static void
+note_start_failure (FiberDispatcher *self,
+                    const char      *why)
+{
+  self->start_failures++;
+  g_debug ("a pool worker ended before serving: %s", why);
+  if (self->start_failures < MAX_START_FAILURES)
+    return;
+
+  self->spawn_retry_at = g_get_monotonic_time () + SPAWN_BACKOFF_USEC;
+  if (count_workers (self, WORKER_CONNECTED) == 0)
+    {
+      g_autofree char *message =
+        g_strdup_printf ("the pool's workers exit before serving any task (%s)", why);
+
+      self->broken = TRUE;
+      fail_queued (self, FIBER_ERROR_WORKER_LOST, message);
+    }
+}
+
+static char *
+describe_end (Worker *w)
+{
+  int exitcode;
+
+  if (w->goodbye != NULL)
+    return g_strdup (w->goodbye);
+  if (fiber_job_get_exitcode (w->job, &exitcode))
+    {
+      if (exitcode < 0)
+        return g_strdup_printf ("killed by signal %d", -exitcode);
+      return g_strdup_printf ("exit status %d", exitcode);
+    }
+  return g_strdup ("lost");
+}
+
+/* @w is gone (its job ended) or given up: whatever it held goes back to
+ * the queue as suspects, or fails. */
+static void
+worker_lost (FiberDispatcher *self,
+             Worker          *w,
+             const char      *why)
+{
+  gboolean normal_exit;
+  guint n = w->n_inflight;
+
+  if (w->goodbye != NULL)
+    normal_exit = g_str_equal (w->goodbye, FIBER_GOODBYE_MAXTASKS) ||
+                  g_str_equal (w->goodbye, FIBER_GOODBYE_SHUTDOWN);
+  else
+    normal_exit = w->shutdown_sent || w->state == WORKER_LEAVING;
+
+  forget_identity (self, w);
+  w->state = WORKER_LOST;
+  w->isolating = FALSE;
+
+  if (n == 0)
+    {
+      if (!normal_exit && !self->terminating && w->completed == 0)
+        note_start_failure (self, why);
+      return;
+    }
+
+  g_debug ("worker %s lost with %u items in flight: %s", w->id, n, why);
+
+  /* One item in flight: it was running, the blame is exact.  Several:
+   * retry them one by one to find out. */
+  if (n == 1 && self->resilient)
+    {
+      Item it = *ring_nth (w, 0);
+      gpointer key = GUINT_TO_POINTER (it.index);
+      guint losses;
+
+      w->n_inflight = 0;
+      if (it.bs->losses == NULL)
+        it.bs->losses = g_hash_table_new (NULL, NULL);
+      losses = GPOINTER_TO_UINT (g_hash_table_lookup (it.bs->losses, key)) + 1;
+      g_hash_table_insert (it.bs->losses, key, GUINT_TO_POINTER (losses));
+
+      if (losses > self->max_retries)
+        {
+          g_autofree char *message =
+            g_strdup_printf ("the worker running this task was lost %u time%s (%s)",
+                             losses, losses == 1 ? "" : "s", why);
+          fail_item (self, it.bs, it.index, FIBER_ERROR_WORKER_LOST, message);
+        }
+      else
+        {
+          Item *copy = g_memdup2 (&it, sizeof it);
+
+          copy->suspect = TRUE;
+          g_queue_push_head (&self->suspects, copy);
+        }
+      return;
+    }
+
+  for (guint i = 0; i < n; i++)
+    {
+      Item it = *ring_nth (w, i);
+
+      if (!self->resilient)
+        {
+          g_autofree char *message =
+            g_strdup_printf ("the worker running this task was lost (%s)", why);
+          fail_item (self, it.bs, it.index, FIBER_ERROR_WORKER_LOST, message);
+        }
+      else
+        {
+          Item *copy = g_memdup2 (&it, sizeof it);
+
+          copy->suspect = TRUE;
+          g_queue_push_tail (&self->suspects, copy);
+        }
+    }
+  w->n_inflight = 0;
+}
+
+static void
+worker_kill (FiberDispatcher *self,
+             Worker          *w)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (w->kill_sent || fiber_job_has_ended (w->job))
+    return;
+  w->kill_sent = TRUE;
+  if (!fiber_backend_terminate_job (self->backend, w->job, TRUE, &error))
+    g_debug ("cannot terminate worker %s: %s", w->id, error->message);
+}
+
+/* The job of @w may have ended: reap it. */
+static void
+worker_check_ended (FiberDispatcher *self,
+                    Worker          *w)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!fiber_job_has_ended (w->job) &&
+      !fiber_backend_refresh_job (self->backend, w->job, &error))
+    {
+      g_debug ("cannot refresh worker %s: %s", w->id, error->message);
+      /* Do not spin on an fd that stays readable. */
+      if (w->poll_fd)
+        {
+          w->poll_fd = FALSE;
+          self->poll_dirty = TRUE;
+        }
+      return;
+    }
+
+  if (!fiber_job_has_ended (w->job))
+    {
+      if (w->poll_fd && w->fd >= 0)
+        {
+          /* A pidfd is readable only once the process exited; a job whose
+           * fd woke us without having ended is refreshed on ticks. */
+          w->poll_fd = FALSE;
+          self->poll_dirty = TRUE;
+        }
+      return;
+    }
+
+  if (w->state != WORKER_LOST)
+    {
+      g_autofree char *why = describe_end (w);
+      worker_lost (self, w, why);
+    }
+
+  g_ptr_array_remove (self->workers, w);
+  worker_free (w);
+  self->poll_dirty = TRUE;
+  publish_pids (self);
+}
+
+static guint
+count_active (FiberDispatcher *self)
+{
+  return count_workers (self, WORKER_STARTING) + count_workers (self, WORKER_CONNECTED);
+}
+
+static void
+maintain_workers (FiberDispatcher *self)
+{
+  if (self->terminating || self->broken)
+    return;
+  if (self->closing && !has_queued_work (self))
+    return;
+  if (self->start_failures >= MAX_START_FAILURES &&
+      g_get_monotonic_time () < self->spawn_retry_at)
+    return;
+
+  while (count_active (self) < self->processes && !self->broken)
+    {
+      g_autoptr(GError) error = NULL;
+
+      if (spawn_worker (self, &error) == NULL)
+        {
+          g_warning ("cannot start a pool worker: %s", error->message);
+          note_start_failure (self, error->message);
+          return;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Dispatch                                                            */
+
+static gboolean
+worker_can_take (Worker *w)
+{
+  return w->state == WORKER_CONNECTED && w->ready && !w->isolating &&
+         w->credits > 0 && w->allowance > 0;
+}
+
+static guint
+worker_room (Worker *w)
+{
+  return MIN (w->credits, w->allowance);
+}
+
+typedef struct
+{
+  GVariantBuilder  items;
+  const char      *task;
+  guint            n;
+} TaskMessage;
+
+static void
+task_message_add (Worker      *w,
+                  TaskMessage *msg,
+                  BatchState  *bs,
+                  guint        index,
+                  gboolean     suspect)
+{
+  g_autoptr(GVariant) args = fiber_batch_get_args (bs->batch, index);
+
+  if (msg->n == 0)
+    {
+      g_variant_builder_init (&msg->items, G_VARIANT_TYPE ("a(tuv)"));
+      msg->task = bs->task;
+    }
+  g_variant_builder_add (&msg->items, "(tuv)", bs->id, index, args);
+  msg->n++;
+  ring_push (w, bs, index, suspect);
+}
+
+static guint64 stat_task_msgs, stat_task_items, stat_result_msgs, stat_result_items;
+static void
+task_message_send (FiberDispatcher *self,
+                   Worker          *w,
+                   TaskMessage     *msg)
+{
+  GVariant *items;
+
+  if (msg->n == 0)
+    return;
+  stat_task_msgs++; stat_task_items += msg->n;
+  items = g_variant_builder_end (&msg->items);
+  w->credits -= msg->n;
+  if (w->allowance != G_MAXUINT)
+    w->allowance -= msg->n;
+  send_to (self, w, FIBER_MESSAGE_TASK,
+           g_variant_new ("(s@a(tuv))", msg->task, items));
+  msg->n = 0;
+  msg->task = NULL;
+}
+
+/* Moves up to @max_items queued items (whole chunks, at least one chunk)
+ * to @w, in as few TASK messages as the task names allow. */
+static void
+send_chunks (FiberDispatcher *self,
+             Worker          *w,
+             guint            max_items,
+             gboolean         one_chunk)
+{
+  TaskMessage msg = { .n = 0 };
+  guint sent = 0;
+
+  if (w->n_inflight == 0)
+    w->busy_mark = g_get_monotonic_time ();
+
+  while (sent < max_items)
+    {
+      Range *range = g_queue_peek_head (&self->queue);
+      BatchState *bs;
+      guint take;
+
+      if (range == NULL)
+        break;
+      bs = range->bs;
+      if (fiber_batch_is_done (bs->batch))
+        {
+          /* Cancelled, or a map that already failed. */
+          g_queue_pop_head (&self->queue);
+          batch_state_settle (self, bs, range->end - range->next);
+          g_free (range);
+          continue;
+        }
+      if (msg.n > 0 && !g_str_equal (msg.task, bs->task))
+        task_message_send (self, w, &msg);
+
+      take = MIN (bs->chunksize, range->end - range->next);
+      if (sent > 0 && sent + take > max_items)
+        break;
+      /* Never beyond the worker's credits or maxtasksperchild allowance. */
+      take = MIN (take, max_items - sent);
+      for (guint i = 0; i < take; i++)
+        task_message_add (w, &msg, bs, range->next + i, FALSE);
+      range->next += take;
+      sent += take;
+      if (range->next == range->end)
+        {
+          g_queue_pop_head (&self->queue);
+          g_free (range);
+        }
+      if (one_chunk)
+        break;
+    }
+  task_message_send (self, w, &msg);
+}
+
+/* How many items of @bs a busy worker may hold. */
+static guint
+prefetch_items (BatchState *bs)
+{
+  guint64 n;
+
+  if (bs->item_nsec <= 0)
+    return bs->chunksize;
+  n = PREFETCH_NSEC / (guint64) bs->item_nsec;
+  n = CLAMP (n, bs->chunksize, MAX (MAX_PREFETCH_ITEMS, bs->chunksize));
+  return (guint) n;
+}
+
+/* A sample is the time a worker took per item between two of its
+ * results.  Pauses in the pipeline only ever make samples too long, so the
+ * estimate follows shorter samples at once and longer ones slowly.  It is
+ * kept per batch: a new call (maybe of much longer tasks) starts with no
+ * prefetch until its own items were measured. */
+static void
+batch_state_measure (BatchState *bs,
+                     gint64      sample_nsec)
+{
+  if (sample_nsec <= 0)
+    sample_nsec = 1;
+  if (bs->item_nsec <= 0 || sample_nsec < bs->item_nsec)
+    bs->item_nsec = sample_nsec;
+  else
+    bs->item_nsec = (7 * bs->item_nsec + sample_nsec) / 8;
+}
+
+static void
+dispatch (FiberDispatcher *self)
+{
+  guint n_workers = self->workers->len;
+  gboolean all_busy = TRUE;
+
+  if (self->terminating || n_workers == 0 || !has_queued_work (self))
+    return;
+
+  /* Suspects, each alone on an idle worker. */
+  for (guint k = 0; k < n_workers && !g_queue_is_empty (&self->suspects); k++)
+    {
+      Worker *w = g_ptr_array_index (self->workers, (self->rr + k) % n_workers);
+      TaskMessage msg = { .n = 0 };
+      Item *it;
+
+      if (!worker_can_take (w) || w->n_inflight > 0)
+        continue;
+      while ((it = g_queue_pop_head (&self->suspects)) != NULL &&
+             _fiber_batch_item_is_done (it->bs->batch, it->index))
+        {
+          batch_state_settle (self, it->bs, 1);
+          g_free (it);
+        }
+      if (it == NULL)
+        break;
+      w->busy_mark = g_get_monotonic_time ();
+      w->isolating = TRUE;
+      task_message_add (w, &msg, it->bs, it->index, TRUE);
+      task_message_send (self, w, &msg);
+      g_free (it);
+    }
+
+  /* One chunk for every idle worker. */
+  for (guint k = 0; k < n_workers && !g_queue_is_empty (&self->queue); k++)
+    {
+      Worker *w = g_ptr_array_index (self->workers, (self->rr + k) % n_workers);
+
+      if (worker_can_take (w) && w->n_inflight == 0)
+        send_chunks (self, w, worker_room (w), TRUE);
+    }
+  self->rr++;
+
+  if (g_queue_is_empty (&self->queue))
+    return;
+
+  /* Deeper prefetch only when every worker is connected and busy. */
+  if (count_workers (self, WORKER_STARTING) > 0 ||
+      count_workers (self, WORKER_CONNECTED) < self->processes)
+    return;
+  for (guint k = 0; k < n_workers; k++)
+    {
+      Worker *w = g_ptr_array_index (self->workers, k);
+
+      if (w->state == WORKER_CONNECTED && w->n_inflight == 0)
+        all_busy = FALSE;
+    }
+  if (!all_busy)
+    return;
+
+  for (guint k = 0; k < n_workers && !g_queue_is_empty (&self->queue); k++)
+    {
+      Worker *w = g_ptr_array_index (self->workers, (self->rr + k) % n_workers);
+      Range *range = g_queue_peek_head (&self->queue);
+      guint limit;
+
+      if (!worker_can_take (w))
+        continue;
+      limit = prefetch_items (range->bs);
+      if (w->n_inflight + range->bs->chunksize > limit)
+        continue;
+      send_chunks (self, w, MIN (limit - w->n_inflight, worker_room (w)), FALSE);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Incoming messages                                                   */
+
+static void
+handle_hello (FiberDispatcher *self,
+              GBytes          *identity,
+              GVariant        *body)
+{
+  g_autoptr(GError) error = NULL;
+  const char *id;
+  const char *host;
+  gint64 pid;
+  g_autoptr(GVariant) proof = NULL;
+  const guint8 *proof_data;
+  gsize proof_size, key_size;
+  const guint8 *key;
+  Worker *w;
+
+  g_variant_get (body, "(&sx&s@ay)", &id, &pid, &host, &proof);
+
+  w = g_hash_table_lookup (self->by_id, id);
+  if (w == NULL || w->state != WORKER_STARTING)
+    {
+      g_debug ("rejecting a peer that claims an unknown worker id");
+      send_raw (self, identity, FIBER_MESSAGE_REJECT,
+                g_variant_new ("(s)", "unknown or already connected worker id"));
+      return;
+    }
+
+  proof_data = g_variant_get_fixed_array (proof, &proof_size, 1);
+  key = g_bytes_get_data (self->authkey, &key_size);
+  if (!_fiber_auth_verify_proof (key, key_size, self->nonce, sizeof self->nonce,
+                                 id, proof_data, proof_size, &error))
+    {
+      g_debug ("rejecting a peer: %s", error->message);
+      send_raw (self, identity, FIBER_MESSAGE_REJECT,
+                g_variant_new ("(s)", "authentication failed"));
+      return;
+    }
+
+  g_hash_table_remove (self->by_id, w->id);
+  w->identity = g_bytes_ref (identity);
+  g_hash_table_insert (self->by_identity, w->identity, w);
+  w->state = WORKER_CONNECTED;
+  w->last_recv = g_get_monotonic_time ();
+  self->start_failures = 0;
+
+  send_to (self, w, FIBER_MESSAGE_WELCOME,
+           g_variant_new ("(s@vuu)",
+                          self->initializer != NULL ? self->initializer : "",
+                          g_variant_new_variant (self->initargs != NULL
+                                                 ? self->initargs
+                                                 : g_variant_new ("()")),
+                          self->maxtasksperchild, self->heartbeat_ms));
+  if (self->closing && !has_queued_work (self))
+    {
+      w->shutdown_sent = TRUE;
+      w->state = WORKER_LEAVING;
+      send_to (self, w, FIBER_MESSAGE_SHUTDOWN, g_variant_new ("()"));
+    }
+}
+
+static void
+handle_result (FiberDispatcher *self,
+               Worker          *w,
+               GVariant        *body)
+{
+  gsize n = g_variant_n_children (body);
+  gint64 now = g_get_monotonic_time ();
+  BatchState *measured = NULL;
+  guint64 measured_id = 0;
+  stat_result_msgs++; stat_result_items += n;
+
+  for (gsize i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) entry = g_variant_get_child_value (body, i);
+      g_autoptr(GVariant) boxed = NULL;
+      GVariant *value;
+      guint64 batch_id;
+      guint index;
+      gboolean ok;
+      Item it;
+
+      _fiber_wire_read_item_head (entry, &batch_id, &index, &ok);
+      if (!ring_take (w, batch_id, index, &it))
+        {
+          g_debug ("worker %s sent a result for an item it does not hold", w->id);
+          continue;
+        }
+      w->credits++;
+      w->completed++;
+      measured = it.bs;
+      measured_id = it.bs->id;
+      if (it.suspect)
+        w->isolating = FALSE;
+
+      boxed = g_variant_get_child_value (entry, 3);
+      value = g_variant_get_variant (boxed);
+      if (ok)
+        complete_item (self, it.bs, index, value, NULL);
+      else
+        {
+          GError *error = _fiber_message_error_from_tuple (value);
+
+          g_variant_unref (value);
+          complete_item (self, it.bs, index, NULL, error);
+        }
+    }
+
+  if (measured != NULL)
+    {
+      /* @measured may have been settled and freed by now. */
+      BatchState *bs = g_hash_table_lookup (self->batches, &measured_id);
+
+      if (bs != NULL)
+        batch_state_measure (bs, (now - w->busy_mark) * 1000 / (gint64) n);
+    }
+  w->busy_mark = now;
+}
+
+static void
+handle_message (FiberDispatcher *self,
+                GBytes          *identity,
+                GBytes          *frame)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) body = NULL;
+  FiberMessageType type;
+  Worker *w;
+
+  if (!_fiber_message_decode (frame, &type, &body, &error))
+    {
+      g_debug ("dropping a message: %s", error->message);
+      return;
+    }
+
+  w = g_hash_table_lookup (self->by_identity, identity);
+  if (w == NULL)
+    {
+      if (type == FIBER_MESSAGE_HELLO && !self->terminating)
+        handle_hello (self, identity, body);
+      else
+        g_debug ("dropping a message from an unauthenticated peer");
+      return;
+    }
+
+  w->last_recv = g_get_monotonic_time ();
+
+  switch (type)
+    {
+    case FIBER_MESSAGE_READY:
+      {
+        guint32 credits;
+
+        g_variant_get (body, "(u)", &credits);
+        w->credits = (guint) MIN ((guint64) w->credits + credits, G_MAXUINT / 2);
+        w->ready = TRUE;
+      }
+      break;
+
+    case FIBER_MESSAGE_RESULT:
+      handle_result (self, w, body);
+      break;
+
+    case FIBER_MESSAGE_HEARTBEAT:
+      break;
+
+    case FIBER_MESSAGE_GOODBYE:
+      {
+        const char *reason;
+
+        g_variant_get (body, "(&s)", &reason);
+        g_free (w->goodbye);
+        w->goodbye = g_strdup (reason);
+        if (w->state == WORKER_CONNECTED)
+          w->state = WORKER_LEAVING;
+      }
+      break;
+
+    case FIBER_MESSAGE_HELLO:
+    case FIBER_MESSAGE_WELCOME:
+    case FIBER_MESSAGE_REJECT:
+    case FIBER_MESSAGE_TASK:
+    case FIBER_MESSAGE_SHUTDOWN:
+    case FIBER_MESSAGE_INTERRUPT:
+    default:
+      g_debug ("worker %s sent an unexpected message '%c'", w->id, type);
+      break;
+    }
+}
+
+static void
+receive_messages (FiberDispatcher *self)
+{
+  for (guint n = 0; n < MAX_RECV_BURST; n++)
+    {
+      g_autoptr(GBytes) identity = NULL;
+      g_autoptr(GBytes) frame = NULL;
+      gboolean more = FALSE;
+
+      identity = _fiber_wire_recv_frame (self->router, ZMQ_DONTWAIT, &more);
+      if (identity == NULL)
+        break;
+      if (!more)
+        continue;
+      frame = _fiber_wire_recv_frame (self->router, ZMQ_DONTWAIT, &more);
+      if (frame == NULL)
+        continue;
+      if (more)
+        {
+          _fiber_wire_drain (self->router);
+          g_debug ("dropping a multi-frame message");
+          continue;
+        }
+      handle_message (self, identity, frame);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Commands                                                            */
+
+static void
+push_command (FiberDispatcher *self,
+              Command         *cmd)
+{
+  Command *head = g_atomic_pointer_get (&self->commands);
+
+  do
+    cmd->next = head;
+  while (!g_atomic_pointer_compare_and_exchange_full (&self->commands, head, cmd, &head));
+
+  if (head == NULL)
+    {
+      guint64 one = 1;
+      ssize_t r;
+
+      do
+        r = write (self->wakefd, &one, sizeof one);
+      while (r < 0 && errno == EINTR);
+    }
+}
+
+static gboolean
+queue_command (FiberDispatcher *self,
+               CommandKind      kind,
+               FiberBatch      *batch)
+{
+  Command *cmd;
+
+  g_mutex_lock (&self->lock);
+  if (self->stopped)
+    {
+      g_mutex_unlock (&self->lock);
+      return FALSE;
+    }
+  cmd = g_new (Command, 1);
+  cmd->kind = kind;
+  cmd->batch = batch != NULL ? fiber_batch_ref (batch) : NULL;
+  push_command (self, cmd);
+  g_mutex_unlock (&self->lock);
+  return TRUE;
+}
+
+static void
+accept_batch (FiberDispatcher *self,
+              FiberBatch      *batch)
+{
+  BatchState *bs;
+  Range *range;
+  guint n = fiber_batch_get_n_items (batch);
+
+  if (self->terminating)
+    {
+      for (guint i = 0; i < n; i++)
+        _fiber_batch_complete_item_take (batch, i, NULL,
+                                         g_error_new_literal (FIBER_ERROR, FIBER_ERROR_CLOSED,
+                                                              "the pool was terminated"));
+      fiber_batch_unref (batch);
+      return;
+    }
+  if (n == 0)
+    {
+      fiber_batch_unref (batch);
+      return;
+    }
+
+  bs = g_new0 (BatchState, 1);
+  bs->batch = batch;
+  bs->id = fiber_batch_get_id (batch);
+  bs->task = fiber_batch_get_task (batch);
+  bs->chunksize = MAX (1, fiber_batch_get_chunksize (batch));
+  bs->unresolved = n;
+  g_hash_table_insert (self->batches, &bs->id, bs);
+
+  range = g_new (Range, 1);
+  range->bs = bs;
+  range->next = 0;
+  range->end = n;
+  g_queue_push_tail (&self->queue, range);
+
+  if (self->broken)
+    {
+      /* Try again with fresh workers. */
+      self->broken = FALSE;
+      self->start_failures = 0;
+    }
+}
+
+static void
+begin_terminate (FiberDispatcher *self)
+{
+  if (self->terminating)
+    return;
+  self->terminating = TRUE;
+  self->closing = TRUE;
+
+  fail_queued (self, FIBER_ERROR_CLOSED, "the pool was terminated");
+  for (guint i = 0; i < self->workers->len; i++)
+    {
+      Worker *w = g_ptr_array_index (self->workers, i);
+
+      for (guint k = 0; k < w->n_inflight; k++)
+        {
+          Item *it = ring_nth (w, k);
+          fail_item (self, it->bs, it->index, FIBER_ERROR_CLOSED, "the pool was terminated");
+        }
+      w->n_inflight = 0;
+      forget_identity (self, w);
+      w->state = WORKER_LOST;
+      worker_kill (self, w);
+    }
+}
+
+static void
+process_commands (FiberDispatcher *self)
+{
+  Command *list = g_atomic_pointer_exchange (&self->commands, NULL);
+  Command *reversed = NULL;
+
+  while (list != NULL)
+    {
+      Command *next = list->next;
+      list->next = reversed;
+      reversed = list;
+      list = next;
+    }
+
+  while (reversed != NULL)
+    {
+      Command *cmd = reversed;
+      reversed = cmd->next;
+
+      switch (cmd->kind)
+        {
+        case COMMAND_SUBMIT:
+          accept_batch (self, cmd->batch);
+          break;
+        case COMMAND_CLOSE:
+          self->closing = TRUE;
+          break;
+        case COMMAND_TERMINATE:
+          begin_terminate (self);
+          break;
+        case COMMAND_INTERRUPT:
+          for (guint i = 0; i < self->workers->len; i++)
+            {
+              Worker *w = g_ptr_array_index (self->workers, i);
+
+              if (w->state == WORKER_CONNECTED || w->state == WORKER_LEAVING)
+                send_to (self, w, FIBER_MESSAGE_INTERRUPT, g_variant_new ("(t)", (guint64) 0));
+            }
+          break;
+        default:
+          g_assert_not_reached ();
+        }
+      g_free (cmd);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Heartbeats and the end                                              */
+
+static void
+tick (FiberDispatcher *self,
+      gint64           now)
+{
+  gint64 interval = (gint64) self->heartbeat_ms * 1000;
+  g_autoptr(GPtrArray) snapshot = g_ptr_array_copy (self->workers, NULL, NULL);
+
+  /* Jobs without an fd to poll are refreshed here (this may free them). */
+  for (guint i = 0; i < snapshot->len; i++)
+    {
+      Worker *w = g_ptr_array_index (snapshot, i);
+
+      if (!w->poll_fd)
+        worker_check_ended (self, w);
+    }
+
+  for (guint i = 0; i < self->workers->len; i++)
+    {
+      Worker *w = g_ptr_array_index (self->workers, i);
+
+      switch (w->state)
+        {
+        case WORKER_STARTING:
+          if (!self->remote && now - w->started_at > START_TIMEOUT_USEC)
+            {
+              worker_lost (self, w, "the worker did not connect in time");
+              worker_kill (self, w);
+            }
+          break;
+        case WORKER_CONNECTED:
+        case WORKER_LEAVING:
+          if (now - w->last_recv > FIBER_HEARTBEAT_LIVENESS * interval)
+            {
+              worker_lost (self, w, "the worker stopped sending heartbeats");
+              worker_kill (self, w);
+            }
+          else if (now - w->last_send >= interval)
+            send_to (self, w, FIBER_MESSAGE_HEARTBEAT, g_variant_new ("()"));
+          break;
+        case WORKER_LOST:
+          worker_kill (self, w);
+          break;
+        default:
+          break;
+        }
+    }
+}
+
+static gboolean
+work_pending (FiberDispatcher *self)
+{
+  return g_hash_table_size (self->batches) > 0;
+}
+
+static void
+check_finished (FiberDispatcher *self)
+{
+  if (!self->closing)
+    return;
+
+  if (!self->terminating)
+    {
+      if (work_pending (self))
+        return;
+      if (!self->shutdown_sent)
+        {
+          self->shutdown_sent = TRUE;
+          for (guint i = 0; i < self->workers->len; i++)
+            {
+              Worker *w = g_ptr_array_index (self->workers, i);
+
+              if (w->state == WORKER_STARTING)
+                {
+                  /* It would only be told to leave: stop it now. */
+                  w->state = WORKER_LEAVING;
+                  fiber_backend_terminate_job (self->backend, w->job, FALSE, NULL);
+                }
+            }
+        }
+      for (guint i = 0; i < self->workers->len; i++)
+        {
+          Worker *w = g_ptr_array_index (self->workers, i);
+
+          if ((w->state == WORKER_CONNECTED || w->state == WORKER_LEAVING) &&
+              !w->shutdown_sent && w->identity != NULL)
+            {
+              w->shutdown_sent = TRUE;
+              w->state = WORKER_LEAVING;
+              send_to (self, w, FIBER_MESSAGE_SHUTDOWN, g_variant_new ("()"));
+            }
+        }
+    }
+
+  if (self->workers->len == 0)
+    self->exit_loop = TRUE;
+}
+
+static void
+rebuild_pollitems (FiberDispatcher *self)
+{
+  zmq_pollitem_t item = { 0 };
+
+  g_array_set_size (self->pollitems, 0);
+  g_ptr_array_set_size (self->poll_workers, 0);
+
+  item.socket = self->router;
+  item.events = ZMQ_POLLIN;
+  g_array_append_val (self->pollitems, item);
+
+  item.socket = NULL;
+  item.fd = self->wakefd;
+  g_array_append_val (self->pollitems, item);
+
+  for (guint i = 0; i < self->workers->len; i++)
+    {
+      Worker *w = g_ptr_array_index (self->workers, i);
+
+      if (!w->poll_fd)
+        continue;
+      item.fd = w->fd;
+      g_array_append_val (self->pollitems, item);
+      g_ptr_array_add (self->poll_workers, w);
+    }
+  self->poll_dirty = FALSE;
+}
+
+static gboolean
+needs_refresh_polling (FiberDispatcher *self)
+{
+  for (guint i = 0; i < self->workers->len; i++)
+    if (!((Worker *) g_ptr_array_index (self->workers, i))->poll_fd)
+      return TRUE;
+  return FALSE;
+}
+
+static gpointer
+dispatcher_thread (gpointer data)
+{
+  FiberDispatcher *self = data;
+  g_autoptr(GPtrArray) ended = g_ptr_array_new ();
+
+  self->next_tick = g_get_monotonic_time () + (gint64) self->heartbeat_ms * 1000;
+
+  while (!self->exit_loop)
+    {
+      zmq_pollitem_t *items;
+      gint64 now;
+      long timeout;
+      int rc;
+
+      if (self->poll_dirty)
+        rebuild_pollitems (self);
+
+      now = g_get_monotonic_time ();
+      timeout = (long) MAX (0, (self->next_tick - now + 999) / 1000);
+      if ((self->terminating || self->closing) && needs_refresh_polling (self))
+        timeout = MIN (timeout, 50);
+
+      items = (zmq_pollitem_t *) (void *) self->pollitems->data;
+      rc = zmq_poll (items, (int) self->pollitems->len, timeout);
+      if (rc < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          g_critical ("zmq_poll failed in the pool dispatcher: %s", zmq_strerror (errno));
+          begin_terminate (self);
+          g_usleep (10000);
+        }
+
+      if (rc > 0 && (items[1].revents & ZMQ_POLLIN))
+        {
+          guint64 value;
+          ssize_t r G_GNUC_UNUSED = read (self->wakefd, &value, sizeof value);
+        }
+      process_commands (self);
+
+      if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
+        receive_messages (self);
+
+      if (rc > 0)
+        {
+          g_ptr_array_set_size (ended, 0);
+          for (guint i = 2; i < self->pollitems->len; i++)
+            if (items[i].revents != 0)
+              g_ptr_array_add (ended, g_ptr_array_index (self->poll_workers, i - 2));
+          for (guint i = 0; i < ended->len; i++)
+            worker_check_ended (self, g_ptr_array_index (ended, i));
+        }
+
+      now = g_get_monotonic_time ();
+      if (now >= self->next_tick ||
+          ((self->terminating || self->closing) && needs_refresh_polling (self)))
+        {
+          tick (self, now);
+          if (now >= self->next_tick)
+            self->next_tick = now + (gint64) self->heartbeat_ms * 1000;
+        }
+
+      maintain_workers (self);
+      dispatch (self);
+      check_finished (self);
+    }
+
+  if (g_getenv ("FIBER_STATS")) g_printerr ("TASK %lu msgs %lu items; RESULT %lu msgs %lu items\n", (gulong) stat_task_msgs, (gulong) stat_task_items, (gulong) stat_result_msgs, (gulong) stat_result_items);
+  /* Nothing more is accepted; settle whatever raced with the end. */
+  g_mutex_lock (&self->lock);
+  self->stopped = TRUE;
+  g_mutex_unlock (&self->lock);
+  self->terminating = FALSE;
+  process_commands (self);
+  begin_terminate (self);
+
+  zmq_close (self->router);
+  self->router = NULL;
+  zmq_ctx_term (self->zctx);
+  self->zctx = NULL;
+  if (self->socket_path != NULL)
+    g_unlink (self->socket_path);
+  if (self->runtime_dir != NULL)
+    g_rmdir (self->runtime_dir);
+
+  g_mutex_lock (&self->lock);
+  self->finished = TRUE;
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+
+  _fiber_dispatcher_unref (self);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Setup                                                               */
+
+static gboolean
+bind_endpoint (FiberDispatcher  *self,
+               GError          **error)
+{
+  char last[256];
+  size_t last_size = sizeof last;
+  int zero = 0;
+  int one = 1;
+
+  self->zctx = zmq_ctx_new ();
+  if (self->zctx == NULL)
+    {
+      g_set_error (error, FIBER_ERROR, FIBER_ERROR_FAILED,
+                   "cannot create a ZeroMQ context: %s", zmq_strerror (errno));
+      return FALSE;
+    }
+  zmq_ctx_set (self->zctx, ZMQ_BLOCKY, 0);
+  self->router = zmq_socket (self->zctx, ZMQ_ROUTER);
+  zmq_setsockopt (self->router, ZMQ_LINGER, &zero, sizeof zero);
+  zmq_setsockopt (self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+  zmq_setsockopt (self->router, ZMQ_SNDHWM, &zero, sizeof zero);
+
+  if (self->remote)
+    {
+      g_autofree char *address = NULL;
+      g_autofree char *spec = NULL;
+
+      if (!_fiber_auth_curve_keypair (&self->curve_public, &self->curve_secret, error))
+        return FALSE;
+      address = fiber_backend_get_listen_address (self->backend, error);
+      if (address == NULL)
+        return FALSE;
+      zmq_setsockopt (self->router, ZMQ_CURVE_SERVER, &one, sizeof one);
+      zmq_setsockopt (self->router, ZMQ_CURVE_SECRETKEY, self->curve_secret,
+                      strlen (self->curve_secret));
+      spec = strchr (address, ':') != NULL
+             ? g_strdup_printf ("tcp://[%s]:*", address)
+             : g_strdup_printf ("tcp://%s:*", address);
+      if (strchr (address, ':') != NULL)
+        zmq_setsockopt (self->router, ZMQ_IPV6, &one, sizeof one);
+      if (zmq_bind (self->router, spec) != 0)
+        {
+          g_set_error (error, FIBER_ERROR, FIBER_ERROR_FAILED,
+                       "cannot listen on %s: %s", spec, zmq_strerror (errno));
+          return FALSE;
+        }
+      if (zmq_getsockopt (self->router, ZMQ_LAST_ENDPOINT, last, &last_size) != 0)
+        {
+          g_set_error (error, FIBER_ERROR, FIBER_ERROR_FAILED,
+                       "cannot read the endpoint: %s", zmq_strerror (errno));
+          return FALSE;
+        }
+      self->endpoint = g_strndup (last, last_size);
+      return TRUE;
+    }
+
+  self->runtime_dir = g_dir_make_tmp ("fiber-pool-XXXXXX", error);
+  if (self->runtime_dir == NULL)
+    return FALSE;
+  self->socket_path = g_build_filename (self->runtime_dir, "pool.sock", NULL);
+  self->endpoint = g_strconcat ("ipc://", self->socket_path, NULL);
+  if (zmq_bind (self->router, self->endpoint) != 0)
+    {
+      g_set_error (error, FIBER_ERROR, FIBER_ERROR_FAILED,
+                   "cannot bind %s: %s", self->endpoint, zmq_strerror (errno));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+FiberDispatcher *
+_fiber_dispatcher_new (const FiberDispatcherConfig  *config,
+                       GError                      **error)
+{
+  g_autoptr(FiberDispatcher) self = NULL;
+  const guint8 *key;
+  gsize key_size;
+
+  g_return_val_if_fail (config != NULL, NULL);
+  g_return_val_if_fail (FIBER_IS_BACKEND (config->backend), NULL);
+  g_return_val_if_fail (config->worker_argv != NULL && config->worker_argv[0] != NULL, NULL);
+  g_return_val_if_fail (config->authkey != NULL, NULL);
+  g_return_val_if_fail (config->processes > 0, NULL);
+
+  self = g_new0 (FiberDispatcher, 1);
+  g_atomic_ref_count_init (&self->ref);
+  g_mutex_init (&self->lock);
+  g_cond_init (&self->cond);
+  self->wakefd = -1;
+  self->backend = g_object_ref (config->backend);
+  self->worker_argv = g_strdupv ((char **) config->worker_argv);
+  if (config->task_modules != NULL && config->task_modules[0] != NULL)
+    self->task_modules = g_strjoinv (":", (char **) config->task_modules);
+  self->authkey = g_bytes_ref (config->authkey);
+  key = g_bytes_get_data (self->authkey, &key_size);
+  self->authkey_hex = _fiber_auth_hex_encode (key, key_size);
+  self->name = g_strdup (config->name != NULL ? config->name : "FiberPoolWorker");
+  self->daemon = config->daemon;
+  self->processes = config->processes;
+  if (config->initializer != NULL && *config->initializer != '\0')
+    self->initializer = g_strdup (config->initializer);
+  if (config->initargs != NULL)
+    self->initargs = g_variant_ref_sink (config->initargs);
+  self->maxtasksperchild = config->maxtasksperchild;
+  self->resilient = config->resilient;
+  self->max_retries = config->max_retries;
+  self->heartbeat_ms = config->heartbeat_ms > 0 ? config->heartbeat_ms : FIBER_DEFAULT_HEARTBEAT_MS;
+  self->remote = fiber_backend_is_remote (self->backend);
+
+  self->pids = g_array_new (FALSE, FALSE, sizeof (gint64));
+  self->workers = g_ptr_array_new ();
+  self->by_identity = g_hash_table_new (g_bytes_hash, g_bytes_equal);
+  self->by_id = g_hash_table_new (g_str_hash, g_str_equal);
+  self->batches = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL,
+                                         (GDestroyNotify) batch_state_free);
+  g_queue_init (&self->queue);
+  g_queue_init (&self->suspects);
+  self->pollitems = g_array_new (FALSE, TRUE, sizeof (zmq_pollitem_t));
+  self->poll_workers = g_ptr_array_new ();
+  self->poll_dirty = TRUE;
+
+  if (!_fiber_auth_random_bytes (self->nonce, sizeof self->nonce, error))
+    return NULL;
+  self->nonce_hex = _fiber_auth_hex_encode (self->nonce, sizeof self->nonce);
+
+  self->wakefd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (self->wakefd < 0)
+    {
+      int errsv = errno;
+      g_set_error (error, FIBER_ERROR, FIBER_ERROR_FAILED,
+                   "cannot create an eventfd: %s", g_strerror (errsv));
+      return NULL;
+    }
+
+  if (!bind_endpoint (self, error))
+    return NULL;
+
+  /* Start the first workers here, so that a worker command that cannot be
+   * started is reported by the constructor. */
+  for (guint i = 0; i < self->processes; i++)
+    if (spawn_worker (self, error) == NULL)
+      return NULL;
+
+  /* The thread holds a reference until it ends. */
+  _fiber_dispatcher_ref (self);
+  self->thread = g_thread_try_new ("fiber-dispatch", dispatcher_thread, self, error);
+  if (self->thread == NULL)
+    {
+      g_atomic_ref_count_dec (&self->ref);
+      return NULL;
+    }
+  return g_steal_pointer (&self);
+}
+
+/* Only reached when the thread never ran or has ended; a dispatcher that
+ * failed half-way through _fiber_dispatcher_new() is cleaned up here too. */
+static void
+dispatcher_free (FiberDispatcher *self)
+{
+  for (guint i = 0; i < self->workers->len; i++)
+    {
+      Worker *w = g_ptr_array_index (self->workers, i);
+
+      fiber_backend_terminate_job (self->backend, w->job, TRUE, NULL);
+      fiber_backend_wait_job (self->backend, w->job, 5000, NULL);
+      worker_free (w);
+    }
+  g_ptr_array_unref (self->workers);
+  if (self->router != NULL)
+    zmq_close (self->router);
+  if (self->zctx != NULL)
+    zmq_ctx_term (self->zctx);
+  if (self->socket_path != NULL)
+    g_unlink (self->socket_path);
+  if (self->runtime_dir != NULL)
+    g_rmdir (self->runtime_dir);
+  if (self->wakefd >= 0)
+    close (self->wakefd);
+
+  g_hash_table_unref (self->batches);
+  g_hash_table_unref (self->by_identity);
+  g_hash_table_unref (self->by_id);
+  g_queue_clear_full (&self->queue, g_free);
+  g_queue_clear_full (&self->suspects, g_free);
+  g_array_unref (self->pollitems);
+  g_ptr_array_unref (self->poll_workers);
+  g_array_unref (self->pids);
+  g_clear_pointer (&self->thread, g_thread_unref);
+
+  g_free (self->endpoint);
+  g_free (self->socket_path);
+  g_free (self->runtime_dir);
+  g_free (self->nonce_hex);
+  g_free (self->curve_public);
+  _fiber_auth_free_secret (self->curve_secret);
+  g_clear_pointer (&self->initargs, g_variant_unref);
+  g_free (self->initializer);
+  g_free (self->name);
+  g_free (self->authkey_hex);
+  g_bytes_unref (self->authkey);
+  g_free (self->task_modules);
+  g_strfreev (self->worker_argv);
+  g_object_unref (self->backend);
+  g_mutex_clear (&self->lock);
+  g_cond_clear (&self->cond);
+  g_free (self);
+}
+
+FiberDispatcher *
+_fiber_dispatcher_ref (FiberDispatcher *self)
+{
+  g_atomic_ref_count_inc (&self->ref);
+  return self;
+}
+
+void
+_fiber_dispatcher_unref (FiberDispatcher *self)
+{
+  if (g_atomic_ref_count_dec (&self->ref))
+    dispatcher_free (self);
+}
+
+gboolean
+_fiber_dispatcher_submit (FiberDispatcher  *self,
+                          FiberBatch       *batch,
+                          GError          **error)
+{
+  if (!queue_command (self, COMMAND_SUBMIT, batch))
+    {
+      g_set_error_literal (error, FIBER_ERROR, FIBER_ERROR_CLOSED, "the pool has stopped");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+_fiber_dispatcher_close (FiberDispatcher *self)
+{
+  queue_command (self, COMMAND_CLOSE, NULL);
+}
+
+void
+_fiber_dispatcher_terminate (FiberDispatcher *self)
+{
+  queue_command (self, COMMAND_TERMINATE, NULL);
+}
+
+void
+_fiber_dispatcher_interrupt (FiberDispatcher *self)
+{
+  queue_command (self, COMMAND_INTERRUPT, NULL);
+}
+
+gboolean
+_fiber_dispatcher_join (FiberDispatcher  *self,
+                        int               timeout_msec,
+                        GError          **error)
+{
+  gint64 deadline = timeout_msec < 0 ? -1
+                    : g_get_monotonic_time () + (gint64) timeout_msec * 1000;
+  GThread *thread;
+
+  g_mutex_lock (&self->lock);
+  if (self->thread != NULL && self->thread == g_thread_self ())
+    {
+      g_mutex_unlock (&self->lock);
+      g_set_error_literal (error, FIBER_ERROR, FIBER_ERROR_STATE,
+                           "a pool cannot be joined from its own dispatcher thread");
+      return FALSE;
+    }
+  while (!self->finished)
+    {
+      if (deadline < 0)
+        g_cond_wait (&self->cond, &self->lock);
+      else if (!g_cond_wait_until (&self->cond, &self->lock, deadline) && !self->finished)
+        {
+          g_mutex_unlock (&self->lock);
+          g_set_error (error, FIBER_ERROR, FIBER_ERROR_TIMEOUT,
+                       "the pool's workers did not exit within %d ms", timeout_msec);
+          return FALSE;
+        }
+    }
+  thread = g_steal_pointer (&self->thread);
+  g_mutex_unlock (&self->lock);
+
+  if (thread != NULL)
+    {
+      if (thread != g_thread_self ())
+        g_thread_join (thread);
+      else
+        g_thread_unref (thread);
+    }
+  return TRUE;
+}
+
+const char *
+_fiber_dispatcher_get_endpoint (FiberDispatcher *self)
+{
+  return self->endpoint;
+}
+
+GArray *
+_fiber_dispatcher_list_pids (FiberDispatcher *self)
+{
+  GArray *copy;
+
+  g_mutex_lock (&self->lock);
+  copy = g_array_copy (self->pids);
+  g_mutex_unlock (&self->lock);
+  return copy;
+}

@@ -1,0 +1,69 @@
+/* fiber-worker-private.h — what the dispatcher and the worker runtime share
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * The message set itself is in fiber-message.h.  This header pins the
+ * conventions on top of it:
+ *
+ *  - A worker connects a DEALER, sends HELLO and waits for WELCOME (or
+ *    REJECT, then exits).  After WELCOME it runs the initializer, then sends
+ *    READY n: n credits, the number of items it accepts in its local queue.
+ *    Every item it reports in a RESULT gives one credit back, so a worker
+ *    sends READY once (more only to widen its window).
+ *  - The master never sends more items than the worker has credits, nor
+ *    more than its maxtasksperchild allowance (counted in items).  A worker
+ *    that has completed its allowance sends GOODBYE "maxtasksperchild" and
+ *    exits; one that fails its initializer sends GOODBYE "initializer: …".
+ *  - Both sides send HEARTBEAT every heartbeat interval when they have sent
+ *    nothing else; a peer silent for FIBER_HEARTBEAT_LIVENESS intervals is
+ *    lost (the master replaces the worker, the worker exits).
+ *  - A worker runs its items in order and returns results in order, batched:
+ *    it flushes when its queue is empty or FIBER_WORKER_FLUSH_USEC passed
+ *    since the last flush.
+ */
+
+#pragma once
+
+#include <glib.h>
+
+#include "fiber-message.h"
+
+G_BEGIN_DECLS
+
+#define FIBER_HEARTBEAT_LIVENESS       5
+#define FIBER_DEFAULT_HEARTBEAT_MS     1000
+#define FIBER_WORKER_DEFAULT_CREDITS   65536
+#define FIBER_WORKER_FLUSH_USEC        500
+
+#define FIBER_GOODBYE_MAXTASKS         "maxtasksperchild"
+#define FIBER_GOODBYE_SHUTDOWN         "shutdown"
+#define FIBER_GOODBYE_INITIALIZER      "initializer: "
+
+/* Receives one frame of a message.  Returns NULL with errno set when
+ * nothing could be received (EAGAIN with ZMQ_DONTWAIT, ETERM, EINTR…).
+ * The returned bytes are laid out so that the body behind the type byte is
+ * 8-byte aligned, which lets _fiber_message_decode() reference it without
+ * copying. */
+GBytes   *_fiber_wire_recv_frame   (void              *socket,
+                                    int                flags,
+                                    gboolean          *more);
+/* Drops the remaining frames of a multi-frame message. */
+void      _fiber_wire_drain        (void              *socket);
+/* Sends @frame without copying it when it is large. */
+gboolean  _fiber_wire_send_frame   (void              *socket,
+                                    GBytes            *frame,
+                                    int                flags);
+/* Encodes and sends one message (@body is sunk if floating). */
+gboolean  _fiber_wire_send_message (void              *socket,
+                                    FiberMessageType   type,
+                                    GVariant          *body,
+                                    int                flags);
+
+/* Reads the fixed-size head of a TASK item (tuv) or a RESULT item (tubv),
+ * which must come from a decoded (normal-form) message. */
+void      _fiber_wire_read_item_head (GVariant        *item,
+                                      guint64         *batch_id,
+                                      guint           *index,
+                                      gboolean        *ok);
+
+G_END_DECLS
