@@ -70,6 +70,21 @@ bytes_to_ay (GBytes *bytes)
   return g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, bytes, TRUE);
 }
 
+/* Runs to completion on one GIO operation through a FiberAwait: in a
+ * coroutine the other coroutines run meanwhile, elsewhere the thread blocks
+ * on a private main context. */
+static void
+subprocess_wait_quietly (GSubprocess *proc)
+{
+  g_autoptr(FiberAwait) await = fiber_await_new ();
+  GAsyncResult *result;
+
+  g_subprocess_wait_async (proc, NULL, fiber_await_callback, await);
+  result = fiber_await_wait (await, NULL);
+  if (result != NULL)
+    g_subprocess_wait_finish (proc, result, NULL);
+}
+
 static GVariant *
 task_subprocess (GVariant *args, GCancellable *cancellable, gpointer user_data, GError **error)
 {
@@ -77,6 +92,7 @@ task_subprocess (GVariant *args, GCancellable *cancellable, gpointer user_data, 
   g_autoptr(GBytes) out = NULL;
   g_autoptr(GBytes) err = NULL;
   g_autofree const char **argv = NULL;
+  GAsyncResult *result;
   GVariant *tuple[3];
   int status;
 
@@ -97,13 +113,21 @@ task_subprocess (GVariant *args, GCancellable *cancellable, gpointer user_data, 
   if (proc == NULL)
     return NULL;
 
-  if (!g_subprocess_communicate (proc, NULL, cancellable, &out, &err, error))
-    {
-      g_subprocess_force_exit (proc);
-      g_subprocess_wait (proc, NULL, NULL);
-      return NULL;
-    }
-  g_subprocess_wait (proc, NULL, NULL);
+  /* communicate completes once both pipes are drained and the child exited */
+  {
+    g_autoptr(FiberAwait) await = fiber_await_new ();
+
+    g_subprocess_communicate_async (proc, NULL, cancellable, fiber_await_callback, await);
+    result = fiber_await_wait (await, error);
+    if (result == NULL ||
+        !g_subprocess_communicate_finish (proc, result, &out, &err, error))
+      {
+        g_subprocess_force_exit (proc);
+        g_clear_object (&await);
+        subprocess_wait_quietly (proc);
+        return NULL;
+      }
+  }
 
   if (g_subprocess_get_if_signaled (proc))
     status = -g_subprocess_get_term_sig (proc);

@@ -1,0 +1,424 @@
+/* fiber-thread-pool.c — the `thread` pool type: a GThreadPool in this process
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "fiber-error.h"
+#include "fiber-pool-private.h"
+#include "fiber-thread-pool.h"
+
+/**
+ * FiberThreadPool:
+ *
+ * The `thread` pool type: tasks run on [property@Fiber.Pool:processes]
+ * threads of this process (an exclusive #GThreadPool).
+ *
+ * Besides registered tasks it runs caller-supplied functions
+ * ([method@Fiber.Pool.apply_func]), which is how language bindings run
+ * their own closures.  Work is handed to the threads in chunks of
+ * [method@Fiber.Batch.get_chunksize] items.
+ *
+ * [method@Fiber.Pool.interrupt] cancels the #GCancellable of the tasks
+ * running at that moment; those that fail then fail with
+ * %FIBER_ERROR_INTERRUPTED.  The pool stays usable: later tasks get a fresh
+ * cancellable.  [method@Fiber.Pool.terminate] completes every unfinished
+ * item with %FIBER_ERROR_CLOSED at once and cancels the running tasks;
+ * [method@Fiber.Pool.join] then waits for the threads, which cannot be
+ * killed, to return from them.
+ *
+ * The [property@Fiber.Pool:initializer] task runs once on each thread
+ * before its first task; if it fails, the items given to that thread fail
+ * with its error.  [property@Fiber.Pool:maxtasksperchild] does not apply
+ * to threads and is ignored.
+ */
+
+typedef struct
+{
+  FiberBatch *batch;
+  guint       start;
+  guint       end;
+  GList       link;      /* in FiberThreadPool.active */
+} Chunk;
+
+struct _FiberThreadPool
+{
+  FiberPool     parent_instance;
+
+  GThreadPool  *threads;
+
+  GMutex        lock;
+  GCond         cond;          /* signalled when `active` becomes empty */
+  GQueue        active;        /* Chunk: queued or running */
+  GCancellable *cancellable;   /* of the tasks starting now */
+  int           generation;    /* atomic: bumped when `cancellable` is replaced */
+  int           terminated;    /* atomic */
+  GHashTable   *initialized;   /* GThread* → GError* (NULL when the initializer succeeded) */
+};
+
+static void fiber_thread_pool_initable_iface_init (GInitableIface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (FiberThreadPool, fiber_thread_pool, FIBER_TYPE_POOL,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_INITABLE,
+                                                      fiber_thread_pool_initable_iface_init))
+
+static GPrivate current_pool;
+
+static void
+free_error (gpointer data)
+{
+  if (data != NULL)
+    g_error_free (data);
+}
+
+/* The error an item gets when its task failed: a failure while the item's
+ * cancellable was cancelled by interrupt() is an interruption. */
+static GError *
+item_error (GError       *error,
+            GCancellable *cancellable)
+{
+  GError *interrupted;
+
+  if (!g_cancellable_is_cancelled (cancellable))
+    return error;
+  interrupted = g_error_new (FIBER_ERROR, FIBER_ERROR_INTERRUPTED,
+                             "the task was interrupted: %s", error->message);
+  g_error_free (error);
+  return interrupted;
+}
+
+/* Runs the initializer on this thread once; returns a copy of its error. */
+static GError *
+ensure_initialized (FiberThreadPool *self)
+{
+  FiberPool *pool = FIBER_POOL (self);
+  const char *initializer = _fiber_pool_get_initializer (pool);
+  GThread *thread = g_thread_self ();
+  GError *error = NULL;
+  gpointer stored;
+  GVariant *initargs;
+
+  if (initializer == NULL)
+    return NULL;
+
+  g_mutex_lock (&self->lock);
+  if (g_hash_table_lookup_extended (self->initialized, thread, NULL, &stored))
+    {
+      error = stored != NULL ? g_error_copy (stored) : NULL;
+      g_mutex_unlock (&self->lock);
+      return error;
+    }
+  g_mutex_unlock (&self->lock);
+
+  initargs = _fiber_pool_get_initargs (pool);
+  {
+    g_autoptr(GVariant) result = NULL;
+    g_autoptr(GError) local_error = NULL;
+
+    result = fiber_task_invoke (initializer,
+                                initargs != NULL ? initargs : g_variant_new ("()"),
+                                NULL, &local_error);
+    if (result == NULL)
+      error = g_error_new (local_error->domain, local_error->code,
+                           "the pool initializer %s failed: %s",
+                           initializer, local_error->message);
+  }
+
+  g_mutex_lock (&self->lock);
+  g_hash_table_insert (self->initialized, thread, error != NULL ? g_error_copy (error) : NULL);
+  g_mutex_unlock (&self->lock);
+  return error;
+}
+
+static void
+run_chunk (gpointer data,
+           gpointer user_data)
+{
+  Chunk *chunk = data;
+  FiberThreadPool *self = user_data;
+  FiberBatch *batch = chunk->batch;
+  g_autoptr(GCancellable) cancellable = NULL;
+  g_autoptr(GError) init_error = NULL;
+  int generation = -1;
+
+  g_private_set (&current_pool, self);
+
+  if (!g_atomic_int_get (&self->terminated))
+    init_error = ensure_initialized (self);
+
+  for (guint i = chunk->start; i < chunk->end; i++)
+    {
+      GError *error = NULL;
+      GVariant *value;
+
+      if (g_atomic_int_get (&self->terminated) || fiber_batch_is_done (batch))
+        break;
+      if (init_error != NULL)
+        {
+          _fiber_batch_complete_item_take (batch, i, NULL, g_error_copy (init_error));
+          continue;
+        }
+
+      /* A task sees the cancellable current when it starts: interrupt()
+       * cancels running tasks, not the ones after them. */
+      if (g_atomic_int_get (&self->generation) != generation)
+        {
+          g_mutex_lock (&self->lock);
+          g_set_object (&cancellable, self->cancellable);
+          generation = self->generation;
+          g_mutex_unlock (&self->lock);
+        }
+
+      value = fiber_batch_invoke (batch, i, cancellable, &error);
+      if (value == NULL)
+        error = item_error (error, cancellable);
+      _fiber_batch_complete_item_take (batch, i, value, error);
+    }
+
+  g_private_set (&current_pool, NULL);
+
+  g_mutex_lock (&self->lock);
+  g_queue_unlink (&self->active, &chunk->link);
+  if (self->active.length == 0)
+    g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+
+  fiber_batch_unref (batch);
+  g_free (chunk);
+}
+
+static gboolean
+ensure_threads (FiberThreadPool  *self,
+                GError          **error)
+{
+  GThreadPool *threads;
+  guint n = fiber_pool_get_processes (FIBER_POOL (self));
+
+  if (g_atomic_pointer_get (&self->threads) != NULL)
+    return TRUE;
+
+  g_mutex_lock (&self->lock);
+  if (self->threads == NULL)
+    {
+      /* exclusive: the threads are the pool's own and exit on join */
+      threads = g_thread_pool_new (run_chunk, self, (int) MIN (n, G_MAXINT), TRUE, error);
+      g_atomic_pointer_set (&self->threads, threads);
+    }
+  g_mutex_unlock (&self->lock);
+  return self->threads != NULL;
+}
+
+static gboolean
+fiber_thread_pool_initable_init (GInitable     *initable,
+                                 GCancellable  *cancellable,
+                                 GError       **error)
+{
+  return ensure_threads (FIBER_THREAD_POOL (initable), error);
+}
+
+static void
+fiber_thread_pool_initable_iface_init (GInitableIface *iface)
+{
+  iface->init = fiber_thread_pool_initable_init;
+}
+
+static gboolean
+fiber_thread_pool_submit (FiberPool   *pool,
+                          FiberBatch  *batch,
+                          GError     **error)
+{
+  FiberThreadPool *self = FIBER_THREAD_POOL (pool);
+  guint n_items = fiber_batch_get_n_items (batch);
+  guint chunksize = MAX (fiber_batch_get_chunksize (batch), 1);
+
+  if (!ensure_threads (self, error))
+    return FALSE;
+
+  /* Under the lock, so that terminate() sees either none or all of the
+   * chunks; pushing never waits for the threads. */
+  g_mutex_lock (&self->lock);
+  if (g_atomic_int_get (&self->terminated))
+    {
+      g_mutex_unlock (&self->lock);
+      g_set_error_literal (error, FIBER_ERROR, FIBER_ERROR_CLOSED,
+                           "the pool was terminated");
+      return FALSE;
+    }
+  for (guint start = 0; start < n_items; start += chunksize)
+    {
+      Chunk *chunk = g_new0 (Chunk, 1);
+
+      chunk->batch = fiber_batch_ref (batch);
+      chunk->start = start;
+      chunk->end = start + MIN (chunksize, n_items - start);
+      chunk->link.data = chunk;
+      g_queue_push_tail_link (&self->active, &chunk->link);
+      /* Only fails to start an extra thread; the chunk is queued anyway. */
+      g_thread_pool_push (self->threads, chunk, NULL);
+    }
+  g_mutex_unlock (&self->lock);
+  return TRUE;
+}
+
+static void
+fiber_thread_pool_terminate (FiberPool *pool)
+{
+  FiberThreadPool *self = FIBER_THREAD_POOL (pool);
+  g_autoptr(GPtrArray) batches = g_ptr_array_new_with_free_func ((GDestroyNotify) fiber_batch_unref);
+  g_autoptr(GArray) ranges = g_array_new (FALSE, FALSE, sizeof (guint) * 2);
+  g_autoptr(GCancellable) cancellable = NULL;
+
+  g_mutex_lock (&self->lock);
+  g_atomic_int_set (&self->terminated, 1);
+  for (GList *l = self->active.head; l != NULL; l = l->next)
+    {
+      Chunk *chunk = l->data;
+      guint range[2] = { chunk->start, chunk->end };
+
+      g_ptr_array_add (batches, fiber_batch_ref (chunk->batch));
+      g_array_append_vals (ranges, range, 1);
+    }
+  cancellable = g_object_ref (self->cancellable);
+  g_mutex_unlock (&self->lock);
+
+  /* Items that already completed refuse the second completion.  The
+   * running tasks are cancelled only afterwards, so that their items report
+   * the termination rather than an interruption. */
+  for (guint i = 0; i < batches->len; i++)
+    {
+      FiberBatch *batch = g_ptr_array_index (batches, i);
+      guint *range = &g_array_index (ranges, guint, 2 * i);
+
+      for (guint j = range[0]; j < range[1] && !fiber_batch_is_done (batch); j++)
+        _fiber_batch_complete_item_take (batch, j, NULL,
+                                         g_error_new_literal (FIBER_ERROR, FIBER_ERROR_CLOSED,
+                                                              "the pool was terminated"));
+    }
+  g_cancellable_cancel (cancellable);
+}
+
+static gboolean
+fiber_thread_pool_join (FiberPool  *pool,
+                        int         timeout_msec,
+                        GError    **error)
+{
+  FiberThreadPool *self = FIBER_THREAD_POOL (pool);
+  gint64 deadline = timeout_msec < 0 ? -1
+                    : g_get_monotonic_time () + (gint64) timeout_msec * 1000;
+  GThreadPool *threads;
+
+  if (g_private_get (&current_pool) == self)
+    {
+      g_set_error_literal (error, FIBER_ERROR, FIBER_ERROR_STATE,
+                           "a thread pool cannot be joined from one of its own tasks");
+      return FALSE;
+    }
+
+  g_mutex_lock (&self->lock);
+  while (self->active.length > 0)
+    {
+      if (deadline < 0)
+        g_cond_wait (&self->cond, &self->lock);
+      else if (!g_cond_wait_until (&self->cond, &self->lock, deadline))
+        {
+          g_mutex_unlock (&self->lock);
+          g_set_error (error, FIBER_ERROR, FIBER_ERROR_TIMEOUT,
+                       "the thread pool's tasks did not finish within %d ms", timeout_msec);
+          return FALSE;
+        }
+    }
+  threads = g_steal_pointer (&self->threads);
+  g_mutex_unlock (&self->lock);
+
+  /* Nothing is queued any more: this only waits for the threads to exit. */
+  if (threads != NULL)
+    g_thread_pool_free (threads, FALSE, TRUE);
+  return TRUE;
+}
+
+static void
+fiber_thread_pool_interrupt (FiberPool *pool)
+{
+  FiberThreadPool *self = FIBER_THREAD_POOL (pool);
+  g_autoptr(GCancellable) old = NULL;
+
+  g_mutex_lock (&self->lock);
+  old = g_steal_pointer (&self->cancellable);
+  self->cancellable = g_cancellable_new ();
+  g_atomic_int_inc (&self->generation);
+  g_mutex_unlock (&self->lock);
+
+  g_cancellable_cancel (old);
+}
+
+static gboolean
+fiber_thread_pool_supports_func (FiberPool *pool)
+{
+  return TRUE;
+}
+
+static void
+fiber_thread_pool_dispose (GObject *object)
+{
+  _fiber_pool_shutdown_for_dispose (FIBER_POOL (object));
+
+  G_OBJECT_CLASS (fiber_thread_pool_parent_class)->dispose (object);
+}
+
+static void
+fiber_thread_pool_finalize (GObject *object)
+{
+  FiberThreadPool *self = FIBER_THREAD_POOL (object);
+
+  g_clear_object (&self->cancellable);
+  g_clear_pointer (&self->initialized, g_hash_table_unref);
+  g_mutex_clear (&self->lock);
+  g_cond_clear (&self->cond);
+
+  G_OBJECT_CLASS (fiber_thread_pool_parent_class)->finalize (object);
+}
+
+static void
+fiber_thread_pool_class_init (FiberThreadPoolClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  FiberPoolClass *pool_class = FIBER_POOL_CLASS (klass);
+
+  object_class->dispose = fiber_thread_pool_dispose;
+  object_class->finalize = fiber_thread_pool_finalize;
+
+  pool_class->submit = fiber_thread_pool_submit;
+  pool_class->terminate = fiber_thread_pool_terminate;
+  pool_class->join = fiber_thread_pool_join;
+  pool_class->interrupt = fiber_thread_pool_interrupt;
+  pool_class->supports_func = fiber_thread_pool_supports_func;
+}
+
+static void
+fiber_thread_pool_init (FiberThreadPool *self)
+{
+  g_mutex_init (&self->lock);
+  g_cond_init (&self->cond);
+  self->cancellable = g_cancellable_new ();
+  self->initialized = g_hash_table_new_full (NULL, NULL, NULL, free_error);
+}
+
+/**
+ * fiber_thread_pool_new:
+ * @processes: the number of threads; 0 means one per CPU
+ * @error: return location for an error
+ *
+ * Creates a `thread` pool.  [func@Fiber.Pool.new] with `"thread"` does the
+ * same by name.
+ *
+ * Returns: (transfer full) (type FiberThreadPool): a new pool, or %NULL
+ *   with @error set when the threads cannot be started
+ */
+FiberPool *
+fiber_thread_pool_new (guint    processes,
+                       GError **error)
+{
+  return g_initable_new (FIBER_TYPE_THREAD_POOL, NULL, error,
+                         "processes", processes,
+                         "pool-type", "thread",
+                         NULL);
+}

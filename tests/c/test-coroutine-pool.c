@@ -1,0 +1,293 @@
+/* test-coroutine-pool.c — the `coroutine` pool type
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include "inproc-pool-tests.h"
+
+static FiberPool *
+new_coroutine_pool (guint processes)
+{
+  g_autoptr(GError) error = NULL;
+  FiberPool *pool = fiber_coroutine_pool_new (processes, 0, &error);
+
+  g_assert_no_error (error);
+  g_assert_true (FIBER_IS_COROUTINE_POOL (pool));
+  return pool;
+}
+
+/* ---- tasks ------------------------------------------------------------------ */
+
+static gboolean registered_in_coroutine;
+
+static GVariant *
+task_where (GVariant *args, GCancellable *cancellable, gpointer user_data, GError **error)
+{
+  registered_in_coroutine = fiber_in_coroutine ();
+  return g_variant_new_boolean (registered_in_coroutine);
+}
+
+/* Counts tasks in flight; returns how many had started when this one
+ * finished its subprocess. */
+static int n_started;
+
+static GVariant *
+task_overlap (GVariant *args, GCancellable *cancellable, gpointer user_data, GError **error)
+{
+  g_autoptr(GVariant) out = NULL;
+  const char *argv[] = { "sleep", "0.2", NULL };
+
+  g_atomic_int_inc (&n_started);
+  out = fiber_task_invoke ("fiber.subprocess", g_variant_new ("(^as)", argv),
+                           cancellable, error);
+  if (out == NULL)
+    return NULL;
+  return g_variant_new_int32 (g_atomic_int_get (&n_started));
+}
+
+/* Awaits g_subprocess_wait_async on a `sleep`. */
+static GVariant *
+task_wait_subprocess (GVariant *args, GCancellable *cancellable, gpointer user_data, GError **error)
+{
+  g_autoptr(GSubprocess) proc = NULL;
+  g_autoptr(FiberAwait) await = NULL;
+  GAsyncResult *result;
+
+  proc = g_subprocess_new (G_SUBPROCESS_FLAGS_NONE, error, "sleep", "0.5", NULL);
+  if (proc == NULL)
+    return NULL;
+  await = fiber_await_new ();
+  g_subprocess_wait_async (proc, cancellable, fiber_await_callback, await);
+  result = fiber_await_wait (await, error);
+  if (result == NULL || !g_subprocess_wait_finish (proc, result, error))
+    return NULL;
+  return g_variant_new_int32 (g_subprocess_get_exit_status (proc));
+}
+
+static GVariant *
+task_yield (GVariant *args, GCancellable *cancellable, gpointer user_data, GError **error)
+{
+  gint32 n = g_variant_get_int32 (args);
+
+  for (gint32 i = 0; i < n; i++)
+    fiber_yield ();
+  return g_variant_new_int32 (n);
+}
+
+static guint
+recurse (guint depth)
+{
+  volatile char frame[512];
+
+  if (depth == G_MAXUINT)
+    return 0;
+  frame[0] = (char) depth;
+  return (depth > 0 ? recurse (depth - 1) : 0) + frame[0];
+}
+
+static GVariant *
+task_deep (GVariant *args, GCancellable *cancellable, gpointer user_data, GError **error)
+{
+  return g_variant_new_uint32 (recurse (g_variant_get_uint32 (args)));
+}
+
+/* ---- tests -------------------------------------------------------------------- */
+
+static GVariant *
+sleep_items (guint  n,
+             double seconds)
+{
+  GVariantBuilder b;
+
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a(d)"));
+  for (guint i = 0; i < n; i++)
+    g_variant_builder_add (&b, "(d)", seconds);
+  return g_variant_builder_end (&b);
+}
+
+static void
+test_ten_thousand_sleeps (void)
+{
+  g_autoptr(FiberPool) pool = new_coroutine_pool (10000);
+  g_autoptr(GVariant) out = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 start = g_get_monotonic_time ();
+  double elapsed;
+
+  out = fiber_pool_map (pool, "fiber.sleep", sleep_items (10000, 0.2), 0, &error);
+  elapsed = (g_get_monotonic_time () - start) / 1e6;
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (out), ==, 10000);
+  g_test_message ("10000 x fiber.sleep 0.2 s on one scheduler thread: %.3f s", elapsed);
+  g_assert_cmpfloat (elapsed, <, 10.0);   /* a guard, not a benchmark */
+  close_and_join (pool);
+  g_clear_object (&pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+/* processes bounds how many run at once */
+static void
+test_concurrency_limit (void)
+{
+  g_autoptr(FiberPool) pool = new_coroutine_pool (3);
+  g_autoptr(FiberMapResult) it = NULL;
+  g_autoptr(GError) error = NULL;
+  GVariantBuilder b;
+
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a()"));
+  for (guint i = 0; i < 5; i++)
+    g_variant_builder_add (&b, "()");
+  it = fiber_pool_imap (pool, "test.block", g_variant_builder_end (&b), 1, &error);
+  g_assert_no_error (error);
+  wait_for_blocking (3);
+  g_usleep (100000);
+  g_assert_cmpint (g_atomic_int_get (&n_blocking), ==, 3);
+  /* the first three are interrupted, then the other two start */
+  fiber_pool_interrupt (pool);
+  for (guint i = 0; i < 5; i++)
+    {
+      g_autoptr(GVariant) value = NULL;
+      g_autoptr(GError) item_error = NULL;
+      guint index;
+
+      if (i == 3)
+        {
+          wait_for_blocking (2);
+          fiber_pool_interrupt (pool);
+        }
+      g_assert_false (fiber_map_result_next (it, 20000, &index, &value, &item_error));
+      g_assert_error (item_error, FIBER_ERROR, FIBER_ERROR_INTERRUPTED);
+      g_assert_cmpuint (index, ==, i);
+    }
+  close_and_join (pool);
+  g_clear_object (&pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+static void
+test_subprocess_cooperates (void)
+{
+  g_autoptr(FiberPool) pool = new_coroutine_pool (10);
+  g_autoptr(GVariant) out = NULL;
+  g_autoptr(GError) error = NULL;
+  GVariantBuilder b;
+
+  g_atomic_int_set (&n_started, 0);
+  g_variant_builder_init (&b, G_VARIANT_TYPE ("a()"));
+  for (guint i = 0; i < 5; i++)
+    g_variant_builder_add (&b, "()");
+  out = fiber_pool_map (pool, "test.overlap", g_variant_builder_end (&b), 1, &error);
+  g_assert_no_error (error);
+  /* every subprocess was started before the first one was reaped: the
+   * tasks waited on their children side by side */
+  for (guint i = 0; i < 5; i++)
+    g_assert_cmpint (av_int (out, i), ==, 5);
+  close_and_join (pool);
+  g_clear_object (&pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+static void
+test_await_subprocess_lets_others_run (void)
+{
+  g_autoptr(FiberPool) pool = new_coroutine_pool (100);
+  g_autoptr(FiberApplyResult) waiter = NULL;
+  g_autoptr(GVariant) ticks = NULL;
+  g_autoptr(GVariant) status = NULL;
+  g_autoptr(GError) error = NULL;
+
+  waiter = fiber_pool_apply_async (pool, "test.wait-subprocess", NULL, NULL, NULL, NULL);
+  /* 20 short sleeps in a row on one coroutine each, while the other
+   * coroutine waits for its child (0.5 s) */
+  ticks = fiber_pool_map (pool, "fiber.sleep", sleep_items (20, 0.001), 1, &error);
+  g_assert_no_error (error);
+  g_assert_false (fiber_apply_result_ready (waiter));
+  status = fiber_apply_result_get (waiter, 20000, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_variant_get_int32 (status), ==, 0);
+  close_and_join (pool);
+  g_clear_object (&pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+static void
+test_where_code_runs (void)
+{
+  g_autoptr(FiberPool) pool = new_coroutine_pool (4);
+  g_autoptr(GVariant) out = NULL;
+  g_autoptr(GVariant) yields = NULL;
+  g_autoptr(GError) error = NULL;
+
+  out = fiber_pool_apply (pool, "test.where", NULL, &error);
+  g_assert_no_error (error);
+  /* registered C tasks run on coroutine stacks */
+  g_assert_true (g_variant_get_boolean (out));
+  g_assert_false (fiber_in_coroutine ());
+
+  yields = fiber_pool_map (pool, "test.yield", int_array (0, 40), 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (av_int (yields, 39), ==, 39);
+  close_and_join (pool);
+  g_clear_object (&pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+static void
+test_stack_size (void)
+{
+  g_autoptr(FiberPool) pool = NULL;
+  g_autoptr(GVariant) out = NULL;
+  g_autoptr(GError) error = NULL;
+  guint size = 0;
+
+  pool = new_coroutine_pool (1);
+  g_assert_cmpuint (fiber_coroutine_pool_get_stack_size (FIBER_COROUTINE_POOL (pool)), ==, 256 * 1024);
+  close_and_join (pool);
+  g_clear_object (&pool);
+
+  pool = fiber_coroutine_pool_new (2, 2 * 1024 * 1024, &error);
+  g_assert_no_error (error);
+  g_object_get (pool, "stack-size", &size, NULL);
+  g_assert_cmpuint (size, ==, 2 * 1024 * 1024);
+  /* ~1 MiB of frames: fits in 2 MiB */
+  out = fiber_pool_apply (pool, "test.deep", g_variant_new_uint32 (1500), &error);
+  g_assert_no_error (error);
+  close_and_join (pool);
+  g_clear_object (&pool);
+
+  g_assert_null (fiber_coroutine_pool_new (1, 1000, &error));
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_null (fiber_coroutine_pool_new (1, G_MAXUINT, &error));
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT);
+  fiber_test_assert_no_leaks (2000);
+}
+
+int
+main (int argc, char **argv)
+{
+  int ret;
+
+  register_inproc_pool_tasks ();
+  fiber_task_register ("test.where", task_where, NULL, NULL);
+  fiber_task_register ("test.overlap", task_overlap, NULL, NULL);
+  fiber_task_register ("test.wait-subprocess", task_wait_subprocess, NULL, NULL);
+  fiber_task_register ("test.yield", task_yield, NULL, NULL);
+  fiber_task_register ("test.deep", task_deep, NULL, NULL);
+  fiber_init (&argc, &argv, NULL);
+  fiber_test_init_environment ();
+  g_test_init (&argc, &argv, NULL);
+
+  make_pool = new_coroutine_pool;
+  add_inproc_pool_tests ("/coroutine-pool");
+  g_test_add_func ("/coroutine-pool/ten-thousand-sleeps", test_ten_thousand_sleeps);
+  g_test_add_func ("/coroutine-pool/concurrency-limit", test_concurrency_limit);
+  g_test_add_func ("/coroutine-pool/cooperative-subprocess", test_subprocess_cooperates);
+  g_test_add_func ("/coroutine-pool/await-subprocess", test_await_subprocess_lets_others_run);
+  g_test_add_func ("/coroutine-pool/where-code-runs", test_where_code_runs);
+  g_test_add_func ("/coroutine-pool/stack-size", test_stack_size);
+
+  ret = g_test_run ();
+  fiber_test_cleanup_environment ();
+  return ret;
+}
