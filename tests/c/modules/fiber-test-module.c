@@ -1,0 +1,116 @@
+/* fiber-test-module.c — a GIO module adding the pool type "test-inline"
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Loaded from FIBER_MODULE_DIR by test-registry (and the peas tests).  The
+ * pool runs every item of a batch at once in the calling thread, which is
+ * all a pool type needs to do: FiberPool builds the batches and results.
+ */
+
+#include <fiber.h>
+
+#define FIBER_TEST_TYPE_INLINE_POOL (fiber_test_inline_pool_get_type ())
+
+G_DECLARE_FINAL_TYPE (FiberTestInlinePool, fiber_test_inline_pool,
+                      FIBER_TEST, INLINE_POOL, FiberPool)
+
+struct _FiberTestInlinePool
+{
+  FiberPool parent_instance;
+};
+
+G_DEFINE_DYNAMIC_TYPE_EXTENDED (FiberTestInlinePool, fiber_test_inline_pool,
+                                FIBER_TYPE_POOL, G_TYPE_FLAG_FINAL, {})
+
+static gboolean
+fiber_test_inline_pool_submit (FiberPool   *pool,
+                               FiberBatch  *batch,
+                               GError     **error)
+{
+  for (guint i = 0; i < fiber_batch_get_n_items (batch); i++)
+    {
+      g_autoptr(GError) item_error = NULL;
+      g_autoptr(GVariant) value = fiber_batch_invoke (batch, i, NULL, &item_error);
+
+      fiber_batch_complete_item (batch, i, value, item_error);
+    }
+  return TRUE;
+}
+
+static void
+fiber_test_inline_pool_close (FiberPool *pool)
+{
+}
+
+static void
+fiber_test_inline_pool_terminate (FiberPool *pool)
+{
+}
+
+static gboolean
+fiber_test_inline_pool_join (FiberPool  *pool,
+                             int         timeout_msec,
+                             GError    **error)
+{
+  return TRUE;
+}
+
+static void
+fiber_test_inline_pool_interrupt (FiberPool *pool)
+{
+}
+
+static gboolean
+fiber_test_inline_pool_supports_func (FiberPool *pool)
+{
+  return TRUE;
+}
+
+static void
+fiber_test_inline_pool_class_init (FiberTestInlinePoolClass *klass)
+{
+  FiberPoolClass *pool_class = FIBER_POOL_CLASS (klass);
+
+  pool_class->submit = fiber_test_inline_pool_submit;
+  pool_class->close = fiber_test_inline_pool_close;
+  pool_class->terminate = fiber_test_inline_pool_terminate;
+  pool_class->join = fiber_test_inline_pool_join;
+  pool_class->interrupt = fiber_test_inline_pool_interrupt;
+  pool_class->supports_func = fiber_test_inline_pool_supports_func;
+}
+
+static void
+fiber_test_inline_pool_class_finalize (FiberTestInlinePoolClass *klass)
+{
+}
+
+static void
+fiber_test_inline_pool_init (FiberTestInlinePool *self)
+{
+}
+
+G_MODULE_EXPORT void g_io_module_load (GIOModule *module);
+G_MODULE_EXPORT void g_io_module_unload (GIOModule *module);
+G_MODULE_EXPORT char **g_io_module_query (void);
+
+G_MODULE_EXPORT void
+g_io_module_load (GIOModule *module)
+{
+  fiber_test_inline_pool_register_type (G_TYPE_MODULE (module));
+  g_io_extension_point_implement (FIBER_POOL_EXTENSION_POINT_NAME,
+                                  FIBER_TEST_TYPE_INLINE_POOL,
+                                  "test-inline", 10);
+}
+
+G_MODULE_EXPORT void
+g_io_module_unload (GIOModule *module)
+{
+}
+
+G_MODULE_EXPORT char **
+g_io_module_query (void)
+{
+  const char *extension_points[] = { FIBER_POOL_EXTENSION_POINT_NAME, NULL };
+
+  return g_strdupv ((char **) extension_points);
+}
