@@ -1,0 +1,180 @@
+# fiber_glib.tasks — the python.* Fiber tasks
+#
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Registers the Fiber tasks that run pickled Python callables.
+
+``python.call``     ``(ay)`` pickled ``(func, args, kwargs)`` → ``(ay)`` pickled ``(ok, value)``
+``python.chunk``    ``(ay)`` pickled ``(func, [args…], star)`` → ``(ay)`` pickled ``(ok, [values])``
+``python.init``     ``(ay)`` pickled ``(func, args, kwargs)`` → ``()``  (pool initializer)
+``python.process``  ``(ay)`` pickled ``(func, args, kwargs)`` → ``()``; the target of a
+                    :class:`Fiber.Process`: an exception or ``sys.exit(n)`` ends the
+                    process with multiprocessing's exit codes.
+
+A Python exception is part of the *successful* result of ``python.call``
+(see :mod:`fiber_glib._common`), so the task body never raises.
+"""
+
+import _thread
+import os
+import pickle
+import signal
+import sys
+import threading
+import traceback
+
+from gi.repository import GLib
+
+from fiber_glib import _common
+from fiber_glib.errors import TaskInterrupted
+
+_UNIT = GLib.Variant("()", ())
+
+_registered = False
+_lock = threading.Lock()
+
+
+class _TaskSignals:
+    """While a task runs on the main thread SIGINT raises KeyboardInterrupt
+    (once); between tasks it is ignored, as in multiprocessing workers."""
+
+    def __init__(self):
+        self.active = False
+        self.raised = False
+        self.previous = None
+
+    def _handler(self, signum, frame):
+        if self.active and not self.raised:
+            self.raised = True
+            raise KeyboardInterrupt("task interrupted by signal %d" % signum)
+
+    def __enter__(self):
+        self.raised = False
+        self.active = threading.current_thread() is threading.main_thread()
+        if self.active:
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            self.active = False
+            try:
+                signal.signal(signal.SIGINT, self.previous or signal.SIG_IGN)
+            except (ValueError, OSError):
+                pass
+        return False
+
+    def interrupted_exception(self, exc):
+        """What the caller sees for @exc: a KeyboardInterrupt caused by an
+        interrupt of the pool becomes TaskInterrupted."""
+        if self.raised and isinstance(exc, KeyboardInterrupt):
+            new = TaskInterrupted(str(exc) or "task interrupted")
+            new.__cause__ = exc
+            new.__traceback__ = exc.__traceback__
+            return new
+        return exc
+
+    def interrupt(self):
+        """Called (on the worker's watchdog thread) when the task's
+        GCancellable is cancelled: an INTERRUPT from the pool.  A real
+        signal, unlike _thread.interrupt_main(), also cuts a blocking call
+        such as time.sleep() short."""
+        if self.active and not self.raised:
+            try:
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            except (OSError, ValueError):
+                _thread.interrupt_main()
+
+
+_signals = _TaskSignals()
+
+
+def _flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def _run(handler, args, cancellable):
+    data = _common.variant_to_bytes(args)
+    handler_id = 0
+    with _signals:
+        if cancellable is not None and _signals.active:
+            handler_id = cancellable.connect(lambda *unused: _signals.interrupt())
+        try:
+            out = handler(data, _signals.interrupted_exception)
+        except BaseException as e:  # a late KeyboardInterrupt
+            out = _common.encode_failure(_signals.interrupted_exception(e))
+        finally:
+            if handler_id:
+                cancellable.disconnect(handler_id)
+    _flush()
+    return _common.bytes_to_variant(out)
+
+
+def _task_call(args, cancellable, *user_data):
+    return _run(_common.handle_call, args, cancellable)
+
+
+def _task_chunk(args, cancellable, *user_data):
+    return _run(_common.handle_chunk, args, cancellable)
+
+
+def _task_init(args, cancellable, *user_data):
+    try:
+        func, fargs, kwargs = pickle.loads(_common.variant_to_bytes(args))
+        func(*fargs, **(kwargs or {}))
+    except BaseException:
+        sys.stderr.write("fiber_glib: pool initializer failed in process %d:\n" % os.getpid())
+        traceback.print_exc()
+    _flush()
+    return _UNIT
+
+
+def _task_process(args, cancellable, *user_data):
+    """Runs a Fiber.Process target like multiprocessing.Process._bootstrap."""
+    exitcode = 0
+    try:
+        func, fargs, kwargs = pickle.loads(_common.variant_to_bytes(args))
+        func(*fargs, **(kwargs or {}))
+    except SystemExit as e:
+        if e.code is None:
+            exitcode = 0
+        elif isinstance(e.code, int):
+            exitcode = e.code
+        else:
+            sys.stderr.write(str(e.code) + "\n")
+            exitcode = 1
+    except BaseException:
+        exitcode = 1
+        from gi.repository import Fiber
+        current = Fiber.current_process()
+        name = current.get_name() if current is not None else "Process"
+        sys.stderr.write("Process %s:\n" % name)
+        traceback.print_exc()
+    _flush()
+    if exitcode != 0:
+        os._exit(exitcode)
+    return _UNIT
+
+
+def register_tasks():
+    """Registers the python.* tasks in this process (idempotent).
+
+    Pools of in-process types (thread, coroutine) run the pool initializer
+    through ``python.init`` in this very process.
+    """
+    global _registered
+    with _lock:
+        if _registered:
+            return
+        from gi.repository import Fiber
+        Fiber.task_register(_common.TASK_CALL, _task_call)
+        Fiber.task_register(_common.TASK_CHUNK, _task_chunk)
+        Fiber.task_register(_common.TASK_INIT, _task_init)
+        Fiber.task_register(_common.TASK_PROCESS, _task_process)
+        _registered = True
+
+
+register_worker_tasks = register_tasks
