@@ -20,6 +20,14 @@ sources=${FIBER_DEBIAN_SOURCES:-/etc/apt/sources.list.d/debian.sources}
 
 site="$dest/usr/lib/python3/dist-packages"
 stamp="$dest/.fetched-$version"
+mkdir -p "$dest"
+
+# Several test processes may call this at once: one downloads, the others
+# wait for it and find the stamp.
+if [ -z "${FIBER_FETCH_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then
+  FIBER_FETCH_LOCKED=1 exec flock "$dest/.lock" "$0" "$@"
+fi
+
 if [ -f "$stamp" ] && [ -d "$site/pypushflow" ]; then
   exit 0
 fi
