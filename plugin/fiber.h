@@ -25,6 +25,11 @@
 #include "fiber-process-pool.h"
 #include "fiber-slurm-backend.h"
 #include "fiber-kubernetes-backend.h"
+#include "fiber-pool-registry.h"
+#include "fiber-pool-provider.h"
+#include "fiber-registry-pool-provider.h"
+#include "fiber-thread-pool.h"
+#include "fiber-coroutine-pool.h"
 /* more public headers are listed below as their rooms land */
 
 #undef FIBER_INSIDE
