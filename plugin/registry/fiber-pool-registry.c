@@ -42,7 +42,11 @@
 #include "fiber-local-backend.h"
 #include "fiber-pool-registry.h"
 #include "fiber-pool-registry-private.h"
+#include "fiber-coroutine-pool.h"
+#include "fiber-kubernetes-backend.h"
 #include "fiber-process-pool.h"
+#include "fiber-slurm-backend.h"
+#include "fiber-thread-pool.h"
 
 #ifndef FIBER_MODULE_DIR
 # error "FIBER_MODULE_DIR must be defined by the build"
@@ -311,9 +315,10 @@ apply_settings_defaults (PropList     *props,
 static void
 ensure_backend_types (void)
 {
+  /* Backends are found by type name, so their types must exist. */
   g_type_ensure (FIBER_TYPE_LOCAL_BACKEND);
-  /* Remote backends are added here as they land (g_type_ensure of their
-   * get_type functions), so that their names resolve below. */
+  g_type_ensure (FIBER_TYPE_SLURM_BACKEND);
+  g_type_ensure (FIBER_TYPE_KUBERNETES_BACKEND);
 }
 
 /* "slurm" → "FiberSlurmBackend", "my-batch" → "FiberMyBatchBackend". */
@@ -486,6 +491,24 @@ backend_from_settings (GError **error)
       if (settings_value_is_unset (variant))
         continue;
       pspec = g_object_class_find_property (G_OBJECT_CLASS (klass), property);
+      /* worker-command is a list of words in the settings; backends take
+       * it as one shell command line. */
+      if (pspec != NULL && pspec->value_type == G_TYPE_STRING &&
+          g_variant_is_of_type (variant, G_VARIANT_TYPE_STRING_ARRAY))
+        {
+          g_autofree const char **words = g_variant_get_strv (variant, NULL);
+          GString *line = g_string_new (NULL);
+
+          for (guint j = 0; words[j] != NULL; j++)
+            {
+              g_autofree char *quoted = g_shell_quote (words[j]);
+              if (j > 0)
+                g_string_append_c (line, ' ');
+              g_string_append (line, quoted);
+            }
+          g_clear_pointer (&variant, g_variant_unref);
+          variant = g_variant_ref_sink (g_variant_new_take_string (g_string_free (line, FALSE)));
+        }
       if (pspec == NULL || !(pspec->flags & G_PARAM_WRITABLE))
         {
           g_set_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
@@ -577,6 +600,8 @@ typedef struct
 static const BuiltinType builtin_types[] = {
   { "process",   100, fiber_process_pool_get_type, TRUE,  preset_daemonic },
   { "ndprocess",  90, fiber_process_pool_get_type, FALSE, preset_non_daemonic },
+  { "thread",     80, fiber_thread_pool_get_type,  TRUE,  NULL },
+  { "coroutine",  70, fiber_coroutine_pool_get_type, TRUE, NULL },
   { "remote",     50, fiber_process_pool_get_type, FALSE, preset_remote },
 };
 
