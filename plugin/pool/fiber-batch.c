@@ -262,6 +262,52 @@ fiber_batch_complete_item (FiberBatch   *self,
                                           error ? g_error_copy (error) : NULL);
 }
 
+/**
+ * fiber_batch_complete_item_value:
+ * @self: a #FiberBatch
+ * @index: an item index
+ * @value: the item's result
+ *
+ * Delivers the result of item @index, like
+ * [method@Fiber.Batch.complete_item] for an item that succeeded.  For
+ * language bindings that cannot pass %NULL for a #GError argument (pool
+ * types written in Python).
+ *
+ * Returns: %TRUE if this call delivered the item
+ */
+gboolean
+fiber_batch_complete_item_value (FiberBatch *self,
+                                 guint       index,
+                                 GVariant   *value)
+{
+  g_return_val_if_fail (self != NULL, FALSE);
+  g_return_val_if_fail (value != NULL, FALSE);
+
+  return _fiber_batch_complete_item_take (self, index, g_variant_ref_sink (value), NULL);
+}
+
+/**
+ * fiber_batch_complete_item_error:
+ * @self: a #FiberBatch
+ * @index: an item index
+ * @error: the item's error
+ *
+ * Delivers the failure of item @index, like
+ * [method@Fiber.Batch.complete_item] for an item that failed.
+ *
+ * Returns: %TRUE if this call delivered the item
+ */
+gboolean
+fiber_batch_complete_item_error (FiberBatch   *self,
+                                 guint         index,
+                                 const GError *error)
+{
+  g_return_val_if_fail (self != NULL, FALSE);
+  g_return_val_if_fail (error != NULL, FALSE);
+
+  return _fiber_batch_complete_item_take (self, index, NULL, g_error_copy (error));
+}
+
 gboolean
 _fiber_batch_item_is_done (FiberBatch *self,
                            guint       index)

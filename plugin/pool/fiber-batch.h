@@ -61,6 +61,14 @@ gboolean    fiber_batch_complete_item (FiberBatch    *self,
                                        GVariant      *value,
                                        const GError  *error);
 FIBER_AVAILABLE_IN_ALL
+gboolean    fiber_batch_complete_item_value (FiberBatch   *self,
+                                             guint         index,
+                                             GVariant     *value);
+FIBER_AVAILABLE_IN_ALL
+gboolean    fiber_batch_complete_item_error (FiberBatch   *self,
+                                             guint         index,
+                                             const GError *error);
+FIBER_AVAILABLE_IN_ALL
 gboolean    fiber_batch_is_done       (FiberBatch    *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (FiberBatch, fiber_batch_unref)

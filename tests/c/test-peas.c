@@ -111,6 +111,8 @@ test_builtin_provider (void)
   g_test_message ("pool types of fiber.plugin: %s", joined);
   g_assert_true (g_strv_contains ((const char * const *) types, "process"));
   g_assert_true (g_strv_contains ((const char * const *) types, "ndprocess"));
+  g_assert_true (g_strv_contains ((const char * const *) types, "thread"));
+  g_assert_true (g_strv_contains ((const char * const *) types, "coroutine"));
   g_assert_true (g_strv_contains ((const char * const *) types, "test-inline"));
 
   for (guint i = 0; types[i] != NULL; i++)
