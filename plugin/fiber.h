@@ -30,6 +30,7 @@
 #include "fiber-registry-pool-provider.h"
 #include "fiber-thread-pool.h"
 #include "fiber-coroutine-pool.h"
+#include "fiber-config.h"
 /* more public headers are listed below as their rooms land */
 
 #undef FIBER_INSIDE
