@@ -7,20 +7,24 @@
 #   2. build/       -Dwerror=true, `meson test` with every suite
 #                   (C, fuzz, python, js, pypushflow, slurm, cli …)
 #   3. build-asan/  AddressSanitizer + UBSan, the C suites (`--suite c`)
-#   4. one closing line: total: N passed, N failed, N skipped
+#   4. build-fuzz/  clang: the libFuzzer target of the wire decoder, run for
+#                   a bounded time (`--suite fuzz`)
+#   5. one closing line: total: N passed, N failed, N skipped
 #
 # Exits non-zero when a build or a test failed.  Re-running reuses both
 # build directories (reconfigured, or wiped when they cannot be).
 #
 # Environment: FIBER_BUILD_DIR / FIBER_ASAN_BUILD_DIR rename the build
 # directories; FIBER_SKIP_INSTALL=1 skips step 1; FIBER_SKIP_ASAN=1 skips
-# step 3; extra arguments are passed to both `meson test` runs.
+# step 3; FIBER_SKIP_FUZZ=1 skips step 4; extra arguments are passed to the
+# first two `meson test` runs.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
 
 BUILD=${FIBER_BUILD_DIR:-build}
 ASAN_BUILD=${FIBER_ASAN_BUILD_DIR:-build-asan}
+FUZZ_BUILD=${FIBER_FUZZ_BUILD_DIR:-build-fuzz}
 PYTHON=/usr/bin/python3
 
 passed=0
@@ -121,6 +125,20 @@ if [ "${FIBER_SKIP_ASAN:-0}" != 1 ]; then
     run_tests "$ASAN_BUILD" --suite c --timeout-multiplier 3 "$@"
   else
     echo "test.sh: the build in $ASAN_BUILD failed" >&2
+    failed=$((failed + 1))
+  fi
+fi
+
+if [ "${FIBER_SKIP_FUZZ:-0}" != 1 ]; then
+  section "build: $FUZZ_BUILD (clang, libFuzzer)"
+  # Only the fuzzers are built: the rest of the tree is checked above.
+  if CC=clang setup "$FUZZ_BUILD" -Dintrospection=false -Dpeas=disabled \
+       && ninja -C "$FUZZ_BUILD" --quiet tests/fuzz/fuzz-message \
+            tests/fuzz/fuzz-message-replay; then
+    section "tests: $FUZZ_BUILD (bounded fuzzing)"
+    run_tests "$FUZZ_BUILD" --no-rebuild --suite fuzz
+  else
+    echo "test.sh: the build in $FUZZ_BUILD failed" >&2
     failed=$((failed + 1))
   fi
 fi
