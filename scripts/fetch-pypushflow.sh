@@ -18,9 +18,12 @@ dest=${1:?usage: fetch-pypushflow.sh DESTDIR [VERSION]}
 version=${2:-0.7.0}
 sources=${FIBER_DEBIAN_SOURCES:-/etc/apt/sources.list.d/debian.sources}
 
+mkdir -p "$dest"
+# apt resolves relative Dir:: paths against its own directories (/etc/apt,
+# /var/lib/apt): every path handed to it must be absolute.
+dest=$(cd "$dest" && pwd)
 site="$dest/usr/lib/python3/dist-packages"
 stamp="$dest/.fetched-$version"
-mkdir -p "$dest"
 
 # Several test processes may call this at once: one downloads, the others
 # wait for it and find the stamp.
