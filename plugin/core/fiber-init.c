@@ -18,8 +18,8 @@ static gboolean   is_worker;
 
 /**
  * fiber_init:
- * @argc: (inout) (optional): the address of `main()`'s argc
- * @argv: (array length=argc) (inout) (optional): the address of `main()`'s argv
+ * @argc: (inout) (optional) (transfer none): the address of `main()`'s argc
+ * @argv: (array length=argc) (inout) (optional) (transfer none): the address of `main()`'s argv
  * @error: return location for an error
  *
  * Call this first thing in `main()` of a program that uses pools or
@@ -44,8 +44,16 @@ fiber_init (int      *argc,
   if (!init_called)
     {
       init_called = TRUE;
+      /* Bindings pass exactly *argc strings without a NULL terminator
+       * (the annotation is array length=argc): copy by the count. */
       if (argc != NULL && argv != NULL && *argv != NULL)
-        saved_argv = g_strdupv (*argv);
+        {
+          g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+
+          for (int i = 0; i < *argc && (*argv)[i] != NULL; i++)
+            g_strv_builder_add (builder, (*argv)[i]);
+          saved_argv = g_strv_builder_end (builder);
+        }
     }
 
   _fiber_process_init_current ();
