@@ -220,7 +220,12 @@ fiber_pool_set_property (GObject      *object,
       priv->max_retries = g_value_get_uint (value);
       break;
     case PROP_RESULT_THREAD:
-      priv->result_thread = g_value_get_boolean (value);
+      /* G_PARAM_EXPLICIT_NOTIFY: announce changes only. */
+      if (priv->result_thread != g_value_get_boolean (value))
+        {
+          priv->result_thread = g_value_get_boolean (value);
+          g_object_notify_by_pspec (object, pspec);
+        }
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
