@@ -1,0 +1,1096 @@
+/* test-pool.c — the process pools (`process`, `ndprocess`): the behaviours
+ * Fiber's own test_pool checks, plus initializer, maxtasksperchild,
+ * daemonic children and interrupt.
+ *
+ * The workers re-execute this test program: its main() registers the test
+ * tasks and calls fiber_init(), which serves the pool and exits.  Every
+ * case runs once per pool type.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include <fiber.h>
+#include <errno.h>
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libglib-testing/signal-logger.h>
+
+#include "fiber-test-util.h"
+
+/* Guards only: a healthy run takes a fraction of this. */
+#define GUARD_MSEC 60000
+
+static const char *pool_types[] = { "process", "ndprocess" };
+
+/* ------------------------------------------------------------------------
+ * Tasks (run in the workers)
+ * ------------------------------------------------------------------------ */
+
+/* i → i * i */
+static GVariant *
+task_square (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
+{
+  gint32 x;
+
+  if (!g_variant_is_of_type (args, G_VARIANT_TYPE_INT32))
+    {
+      g_set_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
+                   "test.square expects i, got %s", g_variant_get_type_string (args));
+      return NULL;
+    }
+  x = g_variant_get_int32 (args);
+  return g_variant_new_int32 (x * x);
+}
+
+/* (ii) → a + b */
+static GVariant *
+task_add (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
+{
+  gint32 a, b;
+
+  g_variant_get (args, "(ii)", &a, &b);
+  return g_variant_new_int32 (a + b);
+}
+
+/* (id): sleeps d seconds, returns i (scrambles completion order) */
+static GVariant *
+task_sleep_return (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
+{
+  gint32 value;
+  double seconds;
+
+  g_variant_get (args, "(id)", &value, &seconds);
+  if (!fiber_sleep (seconds, cancellable, error))
+    return NULL;
+  return g_variant_new_int32 (value);
+}
+
+/* any → x: the worker's process id */
+static GVariant *
+task_getpid (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
+{
+  return g_variant_new_int64 (getpid ());
+}
+
+static int
+count_files (const char *dir_path)
+{
+  g_autoptr(GDir) dir = g_dir_open (dir_path, 0, NULL);
+  int n = 0;
+
+  if (dir == NULL)
+    return -1;
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+  return n;
+}
+
+/* (sui): creates <dir>/<i>, then waits until <dir> holds u files. */
+static GVariant *
+task_barrier (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
+{
+  const char *dir;
+  guint32 parties;
+  gint32 index;
+  g_autofree char *name = NULL;
+  g_autofree char *path = NULL;
+  gint64 deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
+
+  g_variant_get (args, "(&sui)", &dir, &parties, &index);
+  name = g_strdup_printf ("%d", index);
+  path = g_build_filename (dir, name, NULL);
+  if (!g_file_set_contents (path, "", 0, error))
+    return NULL;
+  while (count_files (dir) < (int) parties)
+    {
+      if (g_get_monotonic_time () > deadline)
+        {
+          g_set_error (error, FIBER_ERROR, FIBER_ERROR_TIMEOUT,
+                       "only %d of %u tasks started", count_files (dir), parties);
+          return NULL;
+        }
+      g_usleep (2000);
+    }
+  return g_variant_new_int32 (index);
+}
+
+/* (uu) samples, seed → u: samples that fell in the quarter circle */
+static GVariant *
+task_pi (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
+{
+  guint32 samples, seed, inside = 0;
+  g_autoptr(GRand) rand = NULL;
+
+  g_variant_get (args, "(uu)", &samples, &seed);
+  rand = g_rand_new_with_seed (seed);
+  for (guint32 i = 0; i < samples; i++)
+    {
+      double x = g_rand_double (rand);
+      double y = g_rand_double (rand);
+
+      if (x * x + y * y <= 1.0)
+        inside++;
+    }
+  return g_variant_new_uint32 (inside);
+}
+
+static char *init_value;
+
+/* The initializer: remembers its argument in the worker. */
+static GVariant *
+task_init (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
+{
+  const char *value;
+
+  g_variant_get (args, "(&s)", &value);
+  g_free (init_value);
+  init_value = g_strdup (value);
+  return g_variant_new ("()");
+}
+
+/* any → s: what the initializer saw ("" when it did not run) */
+static GVariant *
+task_get_init (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
+{
+  return g_variant_new_string (init_value != NULL ? init_value : "");
+}
+
+/* any → i: starts a FiberProcess running fiber.noop and returns its exit
+ * code (this fails in a daemonic worker). */
+static GVariant *
+task_start_child (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
+{
+  g_autoptr(FiberProcess) child = fiber_process_new ("fiber.noop", NULL);
+  int exitcode = G_MININT;
+
+  if (!fiber_process_start (child, error))
+    return NULL;
+  if (!fiber_process_join (child, GUARD_MSEC))
+    {
+      fiber_process_terminate (child);
+      fiber_process_join (child, -1);
+      g_set_error_literal (error, FIBER_ERROR, FIBER_ERROR_TIMEOUT, "the child did not end");
+      return NULL;
+    }
+  fiber_process_get_exitcode (child, &exitcode);
+  return g_variant_new_int32 (exitcode);
+}
+
+/* (s): creates the file <s>.<pid>, then sleeps (cancellably) for a minute. */
+static GVariant *
+task_started_then_sleep (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
+{
+  const char *path;
+  g_autofree char *mine = NULL;
+
+  g_variant_get (args, "(&s)", &path);
+  mine = g_strdup_printf ("%s.%d", path, (int) getpid ());
+  if (!g_file_set_contents (mine, "", 0, error))
+    return NULL;
+  if (!fiber_sleep (GUARD_MSEC / 1000.0, cancellable, error))
+    return NULL;
+  return g_variant_new ("()");
+}
+
+/* ------------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------------ */
+
+static FiberPool *
+new_pool (const char *type,
+          guint       processes)
+{
+  g_autoptr(GError) error = NULL;
+  FiberPool *pool = fiber_pool_new (type, processes, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (pool);
+  g_assert_cmpstr (fiber_pool_get_pool_type (pool), ==, type);
+  g_assert_cmpuint (fiber_pool_get_processes (pool), ==, processes);
+  return pool;
+}
+
+/* A pool of @type with extra construct properties. */
+static FiberPool *
+new_pool_with (const char *first_property,
+               ...)
+{
+  g_autoptr(GError) error = NULL;
+  GObject *object;
+  va_list ap;
+
+  va_start (ap, first_property);
+  object = g_initable_new_valist (FIBER_TYPE_PROCESS_POOL, first_property, ap, NULL, &error);
+  va_end (ap);
+  g_assert_no_error (error);
+  g_assert_nonnull (object);
+  g_assert_true (FIBER_IS_PROCESS_POOL (object));
+  return FIBER_POOL (object);
+}
+
+static void
+close_and_join (FiberPool *pool)
+{
+  g_autoptr(GError) error = NULL;
+
+  fiber_pool_close (pool);
+  g_assert_true (fiber_pool_join (pool, GUARD_MSEC, &error));
+  g_assert_no_error (error);
+  g_object_unref (pool);
+}
+
+static GVariant *
+int_range (int n)
+{
+  g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("ai"));
+
+  for (int i = 0; i < n; i++)
+    g_variant_builder_add (b, "i", i);
+  return g_variant_builder_end (b);
+}
+
+static gint32
+av_int32 (GVariant *av,
+          gsize     i)
+{
+  g_autoptr(GVariant) boxed = g_variant_get_child_value (av, i);
+  g_autoptr(GVariant) value = g_variant_get_variant (boxed);
+
+  return g_variant_get_int32 (value);
+}
+
+static void
+assert_squares (GVariant *results,
+                int       n)
+{
+  g_assert_nonnull (results);
+  g_assert_cmpstr (g_variant_get_type_string (results), ==, "av");
+  g_assert_cmpuint (g_variant_n_children (results), ==, n);
+  for (int i = 0; i < n; i++)
+    g_assert_cmpint (av_int32 (results, i), ==, i * i);
+}
+
+/* ------------------------------------------------------------------------
+ * Fiber's test_pool
+ * ------------------------------------------------------------------------ */
+
+static void
+test_map_small (gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) results = NULL;
+  FiberPool *pool = new_pool (data, 2);
+
+  results = fiber_pool_map (pool, "test.square", g_variant_new_parsed ("[1, 2, 3]"), 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (results), ==, 3);
+  g_assert_cmpint (av_int32 (results, 0), ==, 1);
+  g_assert_cmpint (av_int32 (results, 1), ==, 4);
+  g_assert_cmpint (av_int32 (results, 2), ==, 9);
+  g_clear_pointer (&results, g_variant_unref);
+
+  /* An empty input maps to an empty output. */
+  results = fiber_pool_map (pool, "test.square", g_variant_new_parsed ("@ai []"), 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (results), ==, 0);
+
+  close_and_join (pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+static void
+test_map_1000 (gconstpointer data)
+{
+  FiberPool *pool = new_pool (data, 2);
+  guint chunksizes[] = { 0, 1, 7, 1000 };
+
+  for (guint c = 0; c < G_N_ELEMENTS (chunksizes); c++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) results = NULL;
+
+      results = fiber_pool_map (pool, "test.square", int_range (1000), chunksizes[c], &error);
+      g_assert_no_error (error);
+      assert_squares (results, 1000);
+    }
+
+  close_and_join (pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+static void
+test_apply (gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) result = NULL;
+  FiberPool *pool = new_pool (data, 2);
+
+  result = fiber_pool_apply (pool, "test.square", g_variant_new_int32 (7), &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_variant_get_int32 (result), ==, 49);
+  g_clear_pointer (&result, g_variant_unref);
+
+  result = fiber_pool_apply (pool, "test.add", g_variant_new ("(ii)", 40, 2), &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_variant_get_int32 (result), ==, 42);
+  g_clear_pointer (&result, g_variant_unref);
+
+  /* The worker's message comes back; the pool carries on. */
+  result = fiber_pool_apply (pool, "fiber.fail", g_variant_new ("(s)", "as planned"), &error);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_TASK_FAILED);
+  g_assert_cmpstr (error->message, ==, "as planned");
+  g_assert_null (result);
+  g_clear_error (&error);
+
+  result = fiber_pool_apply (pool, "fiber.echo", g_variant_new_parsed ("('x', [1, 2])"), &error);
+  g_assert_no_error (error);
+  g_assert_true (g_variant_equal (result, g_variant_new_parsed ("('x', [1, 2])")));
+
+  close_and_join (pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+typedef struct
+{
+  GMainContext *context;
+  GThread      *thread;
+  guint         calls;
+  GVariant     *value;
+  GError       *error;
+} AsyncState;
+
+static void
+apply_done (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  AsyncState *state = user_data;
+
+  g_assert_true (g_main_context_get_thread_default () == state->context);
+  g_assert_true (g_thread_self () == state->thread);
+  g_assert_true (FIBER_IS_POOL (source));
+  g_assert_true (FIBER_IS_APPLY_RESULT (result));
+  state->calls++;
+  state->value = fiber_pool_apply_finish (FIBER_POOL (source), result, &state->error);
+}
+
+static gboolean
+set_flag (gpointer data)
+{
+  *(gboolean *) data = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* Iterates @context until @state saw a call, then a little more to catch
+ * a second one. */
+static void
+run_until_called (AsyncState *state)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
+  gboolean settled = FALSE;
+  g_autoptr(GSource) timeout = NULL;
+
+  while (state->calls == 0 && g_get_monotonic_time () < deadline)
+    if (!g_main_context_iteration (state->context, FALSE))
+      g_usleep (1000);
+  g_assert_cmpuint (state->calls, ==, 1);
+
+  timeout = g_timeout_source_new (100);
+  g_source_set_callback (timeout, set_flag, &settled, NULL);
+  g_source_attach (timeout, state->context);
+  while (!settled)
+    g_main_context_iteration (state->context, TRUE);
+  g_source_destroy (timeout);
+  g_assert_cmpuint (state->calls, ==, 1);
+}
+
+static void
+test_apply_async (gconstpointer data)
+{
+  FiberPool *pool = new_pool (data, 2);
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  AsyncState ok = { context, g_thread_self (), 0, NULL, NULL };
+  AsyncState failed = { context, g_thread_self (), 0, NULL, NULL };
+  g_autoptr(FiberApplyResult) r1 = NULL;
+  g_autoptr(FiberApplyResult) r2 = NULL;
+  g_autoptr(GVariant) again = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_main_context_push_thread_default (context);
+  r1 = fiber_pool_apply_async (pool, "test.square", g_variant_new_int32 (12), NULL,
+                               apply_done, &ok);
+  r2 = fiber_pool_apply_async (pool, "fiber.fail", g_variant_new ("(s)", "async failure"), NULL,
+                               apply_done, &failed);
+  g_assert_nonnull (r1);
+  g_assert_nonnull (r2);
+
+  /* The callbacks run only from the caller's context, never from the
+   * pool's threads: nothing is called while the context is not iterated. */
+  g_assert_true (fiber_apply_result_wait (r1, GUARD_MSEC));
+  g_assert_true (fiber_apply_result_wait (r2, GUARD_MSEC));
+  g_assert_cmpuint (ok.calls, ==, 0);
+  g_assert_cmpuint (failed.calls, ==, 0);
+
+  run_until_called (&ok);
+  run_until_called (&failed);
+  g_main_context_pop_thread_default (context);
+
+  g_assert_no_error (ok.error);
+  g_assert_cmpint (g_variant_get_int32 (ok.value), ==, 144);
+  g_assert_error (failed.error, FIBER_ERROR, FIBER_ERROR_TASK_FAILED);
+  g_assert_cmpstr (failed.error->message, ==, "async failure");
+  g_assert_null (failed.value);
+
+  /* The result object answers again and again. */
+  g_assert_true (fiber_apply_result_ready (r1));
+  g_assert_true (fiber_apply_result_successful (r1, NULL));
+  again = fiber_apply_result_get (r1, 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_variant_get_int32 (again), ==, 144);
+  g_assert_false (fiber_apply_result_successful (r2, &error));
+  g_assert_no_error (error);
+  g_clear_pointer (&again, g_variant_unref);
+  again = fiber_apply_result_get (r2, 0, &error);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_TASK_FAILED);
+  g_assert_null (again);
+
+  g_variant_unref (ok.value);
+  g_error_free (failed.error);
+  close_and_join (pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+static GVariant *
+scrambled_items (int n)
+{
+  g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("a(id)"));
+
+  /* Early items take longest. */
+  for (int i = 0; i < n; i++)
+    g_variant_builder_add (b, "(id)", i, (double) ((n - i) % 4) * 0.01);
+  return g_variant_builder_end (b);
+}
+
+static void
+test_imap (gconstpointer data)
+{
+  FiberPool *pool = new_pool (data, 2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(FiberMapResult) r = NULL;
+  guint expected = 0, index;
+  GVariant *value;
+
+  r = fiber_pool_imap (pool, "test.sleep-return", scrambled_items (20), 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (fiber_map_result_get_n_items (r), ==, 20);
+  while (fiber_map_result_next (r, GUARD_MSEC, &index, &value, &error))
+    {
+      g_assert_cmpuint (index, ==, expected);
+      g_assert_cmpint (g_variant_get_int32 (value), ==, (gint32) expected);
+      g_variant_unref (value);
+      expected++;
+    }
+  g_assert_no_error (error);
+  g_assert_cmpuint (expected, ==, 20);
+  g_assert_cmpuint (fiber_map_result_get_n_completed (r), ==, 20);
+
+  close_and_join (pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+static void
+test_imap_unordered (gconstpointer data)
+{
+  FiberPool *pool = new_pool (data, 2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(FiberMapResult) r = NULL;
+  g_autoptr(GHashTable) seen = g_hash_table_new (NULL, NULL);
+  guint index;
+  GVariant *value;
+
+  r = fiber_pool_imap_unordered (pool, "test.sleep-return", scrambled_items (20), 1, &error);
+  g_assert_no_error (error);
+  while (fiber_map_result_next (r, GUARD_MSEC, &index, &value, &error))
+    {
+      gint32 v = g_variant_get_int32 (value);
+
+      g_assert_cmpint (v, ==, (gint32) index);
+      g_assert_false (g_hash_table_contains (seen, GINT_TO_POINTER (v + 1)));
+      g_hash_table_add (seen, GINT_TO_POINTER (v + 1));
+      g_variant_unref (value);
+    }
+  g_assert_no_error (error);
+  /* The set of results is the set of inputs, each once. */
+  g_assert_cmpuint (g_hash_table_size (seen), ==, 20);
+  for (int i = 0; i < 20; i++)
+    g_assert_true (g_hash_table_contains (seen, GINT_TO_POINTER (i + 1)));
+
+  close_and_join (pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+static void
+test_starmap (gconstpointer data)
+{
+  FiberPool *pool = new_pool (data, 2);
+  guint chunksizes[] = { 1, 10 };
+
+  for (guint c = 0; c < G_N_ELEMENTS (chunksizes); c++)
+    {
+      g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("a(ii)"));
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) results = NULL;
+
+      for (int i = 0; i < 100; i++)
+        g_variant_builder_add (b, "(ii)", i, 2 * i);
+      results = fiber_pool_starmap (pool, "test.add", g_variant_builder_end (b),
+                                    chunksizes[c], &error);
+      g_assert_no_error (error);
+      g_assert_cmpuint (g_variant_n_children (results), ==, 100);
+      for (int i = 0; i < 100; i++)
+        g_assert_cmpint (av_int32 (results, i), ==, 3 * i);
+    }
+
+  close_and_join (pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+static void
+test_closed (gconstpointer data)
+{
+  FiberPool *pool = new_pool (data, 2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) result = NULL;
+  g_autoptr(FiberApplyResult) ar = NULL;
+  g_autoptr(FiberMapResult) mr = NULL;
+
+  result = fiber_pool_apply (pool, "test.square", g_variant_new_int32 (3), &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&result, g_variant_unref);
+
+  fiber_pool_close (pool);
+  g_assert_true (fiber_pool_is_closed (pool));
+
+  result = fiber_pool_apply (pool, "test.square", g_variant_new_int32 (3), &error);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_CLOSED);
+  g_assert_null (result);
+  g_clear_error (&error);
+
+  result = fiber_pool_map (pool, "test.square", g_variant_new_parsed ("[1, 2, 3]"), 1, &error);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_CLOSED);
+  g_clear_error (&error);
+
+  result = fiber_pool_starmap (pool, "test.add", g_variant_new_parsed ("[(1, 2)]"), 1, &error);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_CLOSED);
+  g_clear_error (&error);
+
+  mr = fiber_pool_imap (pool, "test.square", g_variant_new_parsed ("[1, 2, 3]"), 1, &error);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_CLOSED);
+  g_assert_null (mr);
+  g_clear_error (&error);
+
+  /* The async form reports it through its result. */
+  ar = fiber_pool_apply_async (pool, "test.square", g_variant_new_int32 (3), NULL, NULL, NULL);
+  g_assert_nonnull (ar);
+  result = fiber_apply_result_get (ar, GUARD_MSEC, &error);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_CLOSED);
+  g_clear_error (&error);
+
+  g_assert_true (fiber_pool_join (pool, GUARD_MSEC, &error));
+  g_assert_no_error (error);
+
+  /* Still closed after join, and after terminate. */
+  fiber_pool_terminate (pool);
+  result = fiber_pool_apply (pool, "test.square", g_variant_new_int32 (3), &error);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_CLOSED);
+
+  g_object_unref (pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+static void
+test_terminate_fails_work (gconstpointer data)
+{
+  FiberPool *pool = new_pool (data, 2);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) result = NULL;
+  g_autoptr(FiberMapResult) r = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("fiber-test-XXXXXX", NULL);
+  g_autofree char *marker = g_build_filename (dir, "started", NULL);
+  g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("a(s)"));
+
+  for (int i = 0; i < 4; i++)
+    g_variant_builder_add (b, "(s)", marker);
+  r = fiber_pool_map_async (pool, "test.started-then-sleep", g_variant_builder_end (b), 1,
+                            NULL, NULL, NULL);
+  while (count_files (dir) < 2)
+    g_usleep (2000);
+
+  /* terminate() returns once the workers are gone and every unfinished
+   * item has failed. */
+  fiber_pool_terminate (pool);
+  g_assert_true (fiber_apply_result_ready (FIBER_APPLY_RESULT (r)));
+  result = fiber_map_result_get (r, 0, &error);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_CLOSED);
+  g_assert_null (result);
+  g_assert_true (fiber_pool_join (pool, GUARD_MSEC, NULL));
+  g_object_unref (pool);
+
+  g_assert_cmpint (count_files (dir), ==, 2);
+  {
+    g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+    const char *name;
+
+    while ((name = g_dir_read_name (d)) != NULL)
+      {
+        g_autofree char *path = g_build_filename (dir, name, NULL);
+        g_unlink (path);
+      }
+  }
+  g_rmdir (dir);
+  fiber_test_assert_no_leaks (2000);
+}
+
+/* Nine tasks that each wait until all nine have started: none may queue
+ * behind a busy worker. */
+static void
+test_nine_workers (gconstpointer data)
+{
+  FiberPool *pool = new_pool (data, 9);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) results = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("fiber-test-XXXXXX", NULL);
+  g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("a(sui)"));
+
+  for (int i = 0; i < 9; i++)
+    g_variant_builder_add (b, "(sui)", dir, 9, i);
+  results = fiber_pool_starmap (pool, "test.barrier", g_variant_builder_end (b), 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (results), ==, 9);
+  for (int i = 0; i < 9; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("%d", i);
+      g_autofree char *path = g_build_filename (dir, name, NULL);
+
+      g_assert_cmpint (av_int32 (results, i), ==, i);
+      g_assert_cmpint (g_unlink (path), ==, 0);
+    }
+  g_rmdir (dir);
+
+  close_and_join (pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+/* Fiber's framework-overhead pattern: rounds of 5 apply_async, each round
+ * collected before the next. */
+static void
+test_apply_async_rounds (gconstpointer data)
+{
+  FiberPool *pool = new_pool (data, 2);
+
+  for (int round = 0; round < 1000; round++)
+    {
+      FiberApplyResult *r[5];
+
+      for (int k = 0; k < 5; k++)
+        r[k] = fiber_pool_apply_async (pool, "test.square", g_variant_new_int32 (round + k),
+                                       NULL, NULL, NULL);
+      for (int k = 0; k < 5; k++)
+        {
+          g_autoptr(GError) error = NULL;
+          g_autoptr(GVariant) value = fiber_apply_result_get (r[k], GUARD_MSEC, &error);
+
+          g_assert_no_error (error);
+          g_assert_cmpint (g_variant_get_int32 (value), ==, (round + k) * (round + k));
+          g_object_unref (r[k]);
+        }
+    }
+
+  close_and_join (pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+static void
+test_pi (gconstpointer data)
+{
+  FiberPool *pool = new_pool (data, 2);
+  g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("a(uu)"));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) results = NULL;
+  const guint32 chunks = 20, per_chunk = 50000;
+  guint64 inside = 0;
+  double pi;
+
+  for (guint32 i = 0; i < chunks; i++)
+    g_variant_builder_add (b, "(uu)", per_chunk, i + 1);
+  results = fiber_pool_starmap (pool, "test.pi", g_variant_builder_end (b), 1, &error);
+  g_assert_no_error (error);
+  for (guint32 i = 0; i < chunks; i++)
+    {
+      g_autoptr(GVariant) boxed = g_variant_get_child_value (results, i);
+      g_autoptr(GVariant) value = g_variant_get_variant (boxed);
+
+      inside += g_variant_get_uint32 (value);
+    }
+  pi = 4.0 * (double) inside / ((double) chunks * per_chunk);
+  g_test_message ("pi ~ %f over %u samples", pi, chunks * per_chunk);
+  /* The standard error is 0.0016: 0.01 is six of them. */
+  g_assert_cmpfloat_with_epsilon (pi, G_PI, 0.01);
+
+  close_and_join (pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+/* ------------------------------------------------------------------------
+ * Properties
+ * ------------------------------------------------------------------------ */
+
+static void
+test_maxtasksperchild (gconstpointer data)
+{
+  const char *type = data;
+  FiberPool *pool = new_pool_with ("pool-type", type,
+                                   "processes", 2,
+                                   "daemon", g_str_equal (type, "process"),
+                                   "maxtasksperchild", 2,
+                                   NULL);
+  g_autoptr(GHashTable) uses = g_hash_table_new (g_int64_hash, g_int64_equal);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) results = NULL;
+  GHashTableIter iter;
+  gpointer key, value;
+
+  g_assert_cmpuint (fiber_pool_get_processes (pool), ==, 2);
+  results = fiber_pool_map (pool, "test.getpid", int_range (12), 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (results), ==, 12);
+  for (gsize i = 0; i < 12; i++)
+    {
+      g_autoptr(GVariant) boxed = g_variant_get_child_value (results, i);
+      g_autoptr(GVariant) pid = g_variant_get_variant (boxed);
+      gint64 *k = g_new (gint64, 1);
+
+      *k = g_variant_get_int64 (pid);
+      if (g_hash_table_lookup_extended (uses, k, &key, &value))
+        {
+          g_hash_table_insert (uses, key, GUINT_TO_POINTER (GPOINTER_TO_UINT (value) + 1));
+          g_free (k);
+        }
+      else
+        g_hash_table_insert (uses, k, GUINT_TO_POINTER (1));
+    }
+
+  /* No worker ran more than two items: at least six workers served. */
+  g_assert_cmpuint (g_hash_table_size (uses), >=, 6);
+  g_hash_table_iter_init (&iter, uses);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    {
+      g_assert_cmpuint (GPOINTER_TO_UINT (value), <=, 2);
+      g_free (key);
+    }
+
+  close_and_join (pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+static void
+test_initializer (gconstpointer data)
+{
+  const char *type = data;
+  FiberPool *pool = new_pool_with ("pool-type", type,
+                                   "processes", 2,
+                                   "daemon", g_str_equal (type, "process"),
+                                   "initializer", "test.init",
+                                   "initargs", g_variant_new ("(s)", "initialized ✓"),
+                                   "maxtasksperchild", 3,
+                                   NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) results = NULL;
+  g_autoptr(GVariant) initargs = NULL;
+  g_autofree char *initializer = NULL;
+
+  g_object_get (pool, "initializer", &initializer, "initargs", &initargs, NULL);
+  g_assert_cmpstr (initializer, ==, "test.init");
+  g_assert_true (g_variant_equal (initargs, g_variant_new ("(s)", "initialized ✓")));
+
+  /* Every worker ran it, replacements too (maxtasksperchild). */
+  results = fiber_pool_map (pool, "test.get-init", int_range (12), 1, &error);
+  g_assert_no_error (error);
+  for (gsize i = 0; i < 12; i++)
+    {
+      g_autoptr(GVariant) boxed = g_variant_get_child_value (results, i);
+      g_autoptr(GVariant) value = g_variant_get_variant (boxed);
+
+      g_assert_cmpstr (g_variant_get_string (value, NULL), ==, "initialized ✓");
+    }
+
+  close_and_join (pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+static void
+test_result_thread_notify (gconstpointer data)
+{
+  FiberPool *pool = new_pool (data, 1);
+  g_autoptr(GtSignalLogger) logger = gt_signal_logger_new ();
+  gboolean value = TRUE;
+
+  gt_signal_logger_connect (logger, pool, "notify::result-thread");
+
+  /* Explicit notify: only a change is announced. */
+  g_object_set (pool, "result-thread", FALSE, NULL);
+  gt_signal_logger_assert_no_emissions (logger);
+  g_object_set (pool, "result-thread", TRUE, NULL);
+  gt_signal_logger_assert_emission_pop (logger, pool, "notify::result-thread", NULL);
+  g_object_set (pool, "result-thread", TRUE, NULL);
+  gt_signal_logger_assert_no_emissions (logger);
+  g_object_get (pool, "result-thread", &value, NULL);
+  g_assert_true (value);
+
+  close_and_join (pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+/* ------------------------------------------------------------------------
+ * Daemonic workers and children
+ * ------------------------------------------------------------------------ */
+
+static void
+test_daemonic_children (gconstpointer data)
+{
+  const char *type = data;
+  FiberPool *pool = new_pool (type, 1);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) result = NULL;
+  gboolean daemon;
+
+  g_object_get (pool, "daemon", &daemon, NULL);
+  g_assert_cmpint (daemon, ==, g_str_equal (type, "process"));
+
+  result = fiber_pool_apply (pool, "test.start-child", NULL, &error);
+  if (daemon)
+    {
+      g_assert_error (error, FIBER_ERROR, FIBER_ERROR_DAEMONIC);
+      g_assert_cmpstr (error->message, ==, "daemonic processes are not allowed to have children");
+      g_assert_null (result);
+    }
+  else
+    {
+      g_assert_no_error (error);
+      g_assert_cmpint (g_variant_get_int32 (result), ==, 0);
+    }
+
+  close_and_join (pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+/* ------------------------------------------------------------------------
+ * Interrupt
+ * ------------------------------------------------------------------------ */
+
+static void
+remove_dir (const char *dir)
+{
+  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
+  const char *name;
+
+  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (dir, name, NULL);
+      g_unlink (path);
+    }
+  g_rmdir (dir);
+}
+
+static void
+wait_for_files (const char *dir,
+                int         n)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
+
+  while (count_files (dir) < n)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (2000);
+    }
+}
+
+static void
+test_interrupt (gconstpointer data)
+{
+  FiberPool *pool = new_pool (data, 2);
+  g_autofree char *dir = g_dir_make_tmp ("fiber-test-XXXXXX", NULL);
+  g_autofree char *marker = g_build_filename (dir, "running", NULL);
+  FiberApplyResult *running[2];
+  g_autoptr(FiberApplyResult) queued = NULL;
+  g_autoptr(GVariant) result = NULL;
+  g_autoptr(GError) error = NULL;
+
+  for (int i = 0; i < 2; i++)
+    running[i] = fiber_pool_apply_async (pool, "test.started-then-sleep",
+                                         g_variant_new ("(s)", marker), NULL, NULL, NULL);
+  wait_for_files (dir, 2);
+  /* Queued behind them, not running: the interrupt leaves it alone. */
+  queued = fiber_pool_apply_async (pool, "test.square", g_variant_new_int32 (5),
+                                   NULL, NULL, NULL);
+
+  fiber_pool_interrupt (pool);
+  for (int i = 0; i < 2; i++)
+    {
+      g_autoptr(GError) local_error = NULL;
+      g_autoptr(GVariant) value = fiber_apply_result_get (running[i], GUARD_MSEC, &local_error);
+
+      g_assert_error (local_error, FIBER_ERROR, FIBER_ERROR_INTERRUPTED);
+      g_assert_null (value);
+      g_object_unref (running[i]);
+    }
+  result = fiber_apply_result_get (queued, GUARD_MSEC, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_variant_get_int32 (result), ==, 25);
+  g_clear_pointer (&result, g_variant_unref);
+
+  /* The pool stays usable: the same workers serve on. */
+  result = fiber_pool_map (pool, "test.square", int_range (50), 1, &error);
+  g_assert_no_error (error);
+  assert_squares (result, 50);
+
+  /* Interrupting an idle pool does nothing. */
+  fiber_pool_interrupt (pool);
+  g_clear_pointer (&result, g_variant_unref);
+  result = fiber_pool_apply (pool, "test.square", g_variant_new_int32 (6), &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_variant_get_int32 (result), ==, 36);
+
+  close_and_join (pool);
+  remove_dir (dir);
+  fiber_test_assert_no_leaks (2000);
+}
+
+static volatile sig_atomic_t sigint_seen;
+
+static void
+on_sigint (int signum)
+{
+  sigint_seen = 1;
+}
+
+/* Ctrl-C in a terminal: SIGINT to the whole foreground process group
+ * reaches the ndprocess workers, whose running tasks fail; the pool lives
+ * on. */
+static void
+test_sigint_group (void)
+{
+  struct sigaction action = { 0 }, old_action;
+  FiberPool *pool = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("fiber-test-XXXXXX", NULL);
+  g_autofree char *marker = g_build_filename (dir, "running", NULL);
+  g_autoptr(GArray) children = NULL;
+  FiberApplyResult *running[2];
+  g_autoptr(GVariant) result = NULL;
+  g_autoptr(GError) error = NULL;
+
+  /* Have a process group of our own, so that the signal reaches nobody
+   * else (meson already runs each test in its own session). */
+  if (getpgrp () != getpid ())
+    g_assert_cmpint (setpgid (0, 0), ==, 0);
+
+  action.sa_handler = on_sigint;
+  sigemptyset (&action.sa_mask);
+  g_assert_cmpint (sigaction (SIGINT, &action, &old_action), ==, 0);
+
+  pool = new_pool ("ndprocess", 2);
+  for (int i = 0; i < 2; i++)
+    running[i] = fiber_pool_apply_async (pool, "test.started-then-sleep",
+                                         g_variant_new ("(s)", marker), NULL, NULL, NULL);
+  wait_for_files (dir, 2);
+
+  /* The workers are in our group. */
+  children = fiber_test_list_children ();
+  g_assert_cmpuint (children->len, ==, 2);
+  for (guint i = 0; i < children->len; i++)
+    g_assert_cmpint (getpgid (g_array_index (children, GPid, i)), ==, getpgrp ());
+
+  sigint_seen = 0;
+  g_assert_cmpint (kill (-getpgrp (), SIGINT), ==, 0);
+  for (int i = 0; i < 2; i++)
+    {
+      g_autoptr(GError) local_error = NULL;
+      g_autoptr(GVariant) value = fiber_apply_result_get (running[i], GUARD_MSEC, &local_error);
+
+      g_assert_error (local_error, FIBER_ERROR, FIBER_ERROR_INTERRUPTED);
+      g_assert_null (value);
+      g_object_unref (running[i]);
+    }
+  g_assert_true (sigint_seen);
+
+  result = fiber_pool_map (pool, "test.square", int_range (20), 1, &error);
+  g_assert_no_error (error);
+  assert_squares (result, 20);
+
+  close_and_join (pool);
+  sigaction (SIGINT, &old_action, NULL);
+  remove_dir (dir);
+  fiber_test_assert_no_leaks (2000);
+}
+
+static void
+add_typed (const char    *name,
+           GTestDataFunc  func)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (pool_types); i++)
+    {
+      g_autofree char *path = g_strdup_printf ("/pool/%s/%s", pool_types[i], name);
+
+      g_test_add_data_func (path, pool_types[i], func);
+    }
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  int ret;
+
+  fiber_task_register ("test.square", task_square, NULL, NULL);
+  fiber_task_register ("test.add", task_add, NULL, NULL);
+  fiber_task_register ("test.sleep-return", task_sleep_return, NULL, NULL);
+  fiber_task_register ("test.getpid", task_getpid, NULL, NULL);
+  fiber_task_register ("test.barrier", task_barrier, NULL, NULL);
+  fiber_task_register ("test.pi", task_pi, NULL, NULL);
+  fiber_task_register ("test.init", task_init, NULL, NULL);
+  fiber_task_register ("test.get-init", task_get_init, NULL, NULL);
+  fiber_task_register ("test.start-child", task_start_child, NULL, NULL);
+  fiber_task_register ("test.started-then-sleep", task_started_then_sleep, NULL, NULL);
+
+  if (!fiber_init (&argc, &argv, &error))
+    g_error ("fiber_init: %s", error->message);
+  fiber_test_init_environment ();
+  g_test_init (&argc, &argv, NULL);
+
+  add_typed ("map-small", test_map_small);
+  add_typed ("map-1000", test_map_1000);
+  add_typed ("apply", test_apply);
+  add_typed ("apply-async", test_apply_async);
+  add_typed ("imap", test_imap);
+  add_typed ("imap-unordered", test_imap_unordered);
+  add_typed ("starmap", test_starmap);
+  add_typed ("closed", test_closed);
+  add_typed ("terminate", test_terminate_fails_work);
+  add_typed ("nine-workers", test_nine_workers);
+  add_typed ("apply-async-rounds", test_apply_async_rounds);
+  add_typed ("pi", test_pi);
+  add_typed ("maxtasksperchild", test_maxtasksperchild);
+  add_typed ("initializer", test_initializer);
+  add_typed ("result-thread-notify", test_result_thread_notify);
+  add_typed ("daemonic-children", test_daemonic_children);
+  add_typed ("interrupt", test_interrupt);
+  g_test_add_func ("/pool/ndprocess/sigint-group", test_sigint_group);
+
+  ret = g_test_run ();
+  fiber_test_cleanup_environment ();
+  return ret;
+}
