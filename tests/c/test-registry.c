@@ -161,11 +161,12 @@ test_list_types (void)
   /* Highest priority first: the built-in process types lead. */
   g_assert_cmpstr (types[0], ==, "process");
   g_assert_cmpstr (types[1], ==, "ndprocess");
+  g_assert_cmpstr (types[2], ==, "thread");
+  g_assert_cmpstr (types[3], ==, "coroutine");
+  g_assert_true (type_is_built ("FiberThreadPool"));
+  g_assert_true (type_is_built ("FiberCoroutinePool"));
+  g_assert_true (g_strv_contains ((const char * const *) types, "remote"));
   g_assert_true (g_strv_contains ((const char * const *) types, "test-inline"));
-  if (type_is_built ("FiberThreadPool"))
-    g_assert_true (g_strv_contains ((const char * const *) types, "thread"));
-  if (type_is_built ("FiberCoroutinePool"))
-    g_assert_true (g_strv_contains ((const char * const *) types, "coroutine"));
 
   /* No duplicates. */
   for (guint i = 0; types[i] != NULL; i++)
@@ -325,6 +326,15 @@ test_default_settings (void)
   g_assert_nonnull (strstr (error->message, "nonesuch"));
   g_assert_nonnull (strstr (error->message, "default-pool-type"));
   g_clear_error (&error);
+
+  /* Neither set (an empty setting is unset): process. */
+  g_assert_true (g_settings_set_string (settings, "default-pool-type", ""));
+  pool = fiber_pool_new (NULL, 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (fiber_pool_get_pool_type (pool), ==, "process");
+  g_assert_true (FIBER_IS_PROCESS_POOL (pool));
+  close_and_join (pool);
+  g_clear_object (&pool);
 
   g_settings_reset (settings, "default-pool-type");
   fiber_test_assert_no_leaks (2000);
