@@ -384,6 +384,7 @@ failure_clear (gpointer data)
 typedef struct
 {
   char      *pool_type;
+  char      *config;
   char      *jobs_str;
   char      *chunksize_str;
   char      *task;
@@ -396,6 +397,7 @@ static void
 map_options_clear (MapOptions *o)
 {
   g_free (o->pool_type);
+  g_free (o->config);
   g_free (o->jobs_str);
   g_free (o->chunksize_str);
   g_free (o->task);
@@ -597,6 +599,10 @@ cmd_map (int    argc,
     { "type", 't', 0, G_OPTION_ARG_STRING, &opts.pool_type,
       "Pool type (see “fiber pool-types”; default: $FIBER_POOL_TYPE, the "
       "default-pool-type setting, else process)", "TYPE" },
+    { "config", 'c', 0, G_OPTION_ARG_FILENAME, &opts.config,
+      "Make the pool from a workflow config (a JSON object such as "
+      "{\"pool_type\": \"thread\", \"processes\": 4}; see the examples "
+      "in data/workflows); not with --type or --jobs", "FILE" },
     { "jobs", 'j', 0, G_OPTION_ARG_STRING, &opts.jobs_str,
       "Number of workers (default 0: one per CPU)", "N" },
     { "chunksize", 0, 0, G_OPTION_ARG_STRING, &opts.chunksize_str,
@@ -640,7 +646,8 @@ cmd_map (int    argc,
     "of the failed lines is printed last), 2 for bad usage or input.\n\n"
     "Examples:\n"
     "  ls *.txt | fiber map -j 4 -- gzip -k {}\n"
-    "  seq 10 | sed 's/.*/(&,)/' | fiber map --task fiber.echo");
+    "  seq 10 | sed 's/.*/(&,)/' | fiber map --task fiber.echo\n"
+    "  ls *.txt | fiber map --config thread.json -- wc -l {}");
   g_option_context_add_main_entries (context, entries, NULL);
   /* Stop at the first non-option: everything from CMD on is its own. */
   g_option_context_set_strict_posix (context, TRUE);
@@ -656,6 +663,13 @@ cmd_map (int    argc,
                           ", or 0 for one per CPU", &error))
     {
       g_printerr ("fiber map: %s\n", error->message);
+      return EXIT_USAGE;
+    }
+
+  if (opts.config != NULL && (opts.pool_type != NULL || opts.jobs_str != NULL))
+    {
+      g_printerr ("fiber map: --config gives the pool type and the number of workers; "
+                  "it cannot be combined with --type or --jobs\n");
       return EXIT_USAGE;
     }
 
@@ -735,11 +749,16 @@ cmd_map (int    argc,
   if (lines->len == 0)
     return EXIT_SUCCESS;
 
-  pool = fiber_pool_new (opts.pool_type, jobs, &error);
+  if (opts.config != NULL)
+    pool = fiber_pool_new_from_config_file (opts.config, &error);
+  else
+    pool = fiber_pool_new (opts.pool_type, jobs, &error);
   if (pool == NULL)
     {
       g_printerr ("fiber map: %s\n", error->message);
-      return g_error_matches (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT)
+      /* a bad or unreadable --config is bad usage too */
+      return g_error_matches (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT) ||
+             error->domain == G_FILE_ERROR
                ? EXIT_USAGE : EXIT_FAILURE;
     }
 

@@ -736,9 +736,27 @@ test_examples (void)
       close_and_join (pool);
     }
 
-  /* The remote example needs a cluster; without the remote pool type, the
-   * error names the pool_type key, not a malformed config. */
-  if (!has_pool_type ("remote"))
+  /* The remote example needs a cluster: its keys are all valid, so what
+   * fails is reaching slurmrestd, not the config. */
+  if (has_pool_type ("remote"))
+    {
+      g_autofree char *path = g_test_build_filename (G_TEST_DIST, "..", "data", "workflows",
+                                                     "remote-slurm.json", NULL);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(FiberPool) pool = fiber_pool_new_from_config_file (path, &error);
+
+      if (pool != NULL)
+        {
+          fiber_pool_terminate (pool);
+          g_assert_true (fiber_pool_join (pool, 30000, NULL));
+        }
+      else
+        {
+          g_test_message ("remote-slurm.json: %s", error->message);
+          g_assert_false (g_error_matches (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT));
+        }
+    }
+  else
     {
       g_autofree char *path = g_test_build_filename (G_TEST_DIST, "..", "data", "workflows",
                                                      "remote-slurm.json", NULL);
@@ -749,6 +767,83 @@ test_examples (void)
       g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT);
       g_assert_nonnull (strstr (error->message, "“pool_type”"));
     }
+  fiber_test_assert_no_leaks (5000);
+}
+
+/* Runs `fiber map --no-progress ARGS… --task fiber.echo` with @input. */
+static int
+run_cli_map (const char  *config,
+             const char  *extra_option,
+             const char  *input,
+             char       **out,
+             char       **err)
+{
+  g_autoptr(GSubprocess) proc = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *cli = g_getenv ("FIBER_CLI");
+  const char *argv[] = { cli, "map", "--no-progress", "--config", config,
+                         "--task", "fiber.echo", extra_option, NULL };
+
+  g_assert_nonnull (cli);
+  proc = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDIN_PIPE |
+                                  G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                  G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_communicate_utf8 (proc, input, NULL, out, err, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (proc));
+  return g_subprocess_get_exit_status (proc);
+}
+
+/* `fiber map --config FILE`: the example configs work, a bad one is a
+ * usage error naming the key. */
+static void
+test_cli_config (void)
+{
+  const char *examples[] = { "thread.json", "coroutine.json", "process.json" };
+  g_autofree char *dir = NULL;
+  g_autofree char *bad = NULL;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (examples); i++)
+    {
+      g_autofree char *path = g_test_build_filename (G_TEST_DIST, "..", "data", "workflows",
+                                                     examples[i], NULL);
+      g_autofree char *out = NULL;
+      g_autofree char *err = NULL;
+
+      g_assert_cmpint (run_cli_map (path, NULL, "(1,)\n(2,)\n(3,)\n", &out, &err), ==, 0);
+      g_assert_cmpstr (out, ==, "(1,)\n(2,)\n(3,)\n");
+    }
+
+  dir = g_dir_make_tmp ("fiber-cli-config-XXXXXX", NULL);
+  g_assert_nonnull (dir);
+  bad = g_build_filename (dir, "bad.json", NULL);
+  g_assert_true (g_file_set_contents (bad, "{\"pool_type\": \"thread\", \"procs\": 2}", -1, NULL));
+  {
+    g_autofree char *out = NULL;
+    g_autofree char *err = NULL;
+
+    g_assert_cmpint (run_cli_map (bad, NULL, "(1,)\n", &out, &err), ==, 2);
+    g_assert_nonnull (strstr (err, "procs"));
+    g_assert_nonnull (strstr (err, "bad.json"));
+  }
+  {
+    g_autofree char *out = NULL;
+    g_autofree char *err = NULL;
+
+    /* --config says how many workers: -j does not go with it */
+    g_assert_cmpint (run_cli_map (bad, "--jobs=2", "(1,)\n", &out, &err), ==, 2);
+    g_assert_nonnull (strstr (err, "--config"));
+  }
+  g_assert_cmpint (g_unlink (bad), ==, 0);
+  {
+    g_autofree char *out = NULL;
+    g_autofree char *err = NULL;
+
+    g_assert_cmpint (run_cli_map (bad, NULL, "(1,)\n", &out, &err), ==, 2);
+    g_assert_nonnull (strstr (err, "bad.json"));
+  }
+  g_assert_cmpint (g_rmdir (dir), ==, 0);
   fiber_test_assert_no_leaks (5000);
 }
 
@@ -779,6 +874,7 @@ main (int    argc,
   g_test_add_func ("/config/provider", test_provider);
   g_test_add_func ("/config/process-types", test_process_types);
   g_test_add_func ("/config/examples", test_examples);
+  g_test_add_func ("/config/cli", test_cli_config);
 
   ret = g_test_run ();
   fiber_test_cleanup_environment ();
