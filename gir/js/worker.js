@@ -17,6 +17,7 @@
 // Modules not listed on the command line are imported on first use.
 
 import GLib from 'gi://GLib';
+import Gio from 'gi://Gio';
 import Fiber from 'gi://Fiber?version=1.0';
 import System from 'system';
 
@@ -70,12 +71,17 @@ function jsCall(args /* , cancellable */) {
     return new GLib.Variant('(s)', [JSON.stringify(result === undefined ? null : result)]);
 }
 
+// No top-level await here: Fiber.init() must not run inside a promise job,
+// where GJS cannot settle the promises of the tasks (see settle()).
 for (const url of System.programArgs)
-    await load(url);
+    settle(load(url));
 
 Fiber.task_register('js.call', jsCall);
-// No argv: the worker does not need it (and an empty array is passed as NULL).
-Fiber.init([]);
+// The argv that re-executes this worker: a Fiber.Process started by a task
+// here runs another GJS worker with the same modules.
+const gjs = GLib.find_program_in_path('gjs') ?? 'gjs';
+const self = Gio.File.new_for_uri(import.meta.url).get_path();
+Fiber.init([gjs, '-m', self, ...System.programArgs]);
 // Fiber.init() returns only when this process was not started by a pool.
 printerr('worker.js: not started by a Fiber pool');
 System.exit(2);
