@@ -9,6 +9,7 @@
 #include <json-glib/json-glib.h>
 
 #include "fiber-error.h"
+#include "fiber-init-private.h"
 #include "fiber-job-private.h"
 #include "fiber-kubernetes-backend.h"
 #include "fiber-rest-client.h"
@@ -654,8 +655,10 @@ static JsonNode *
 job_body (FiberKubernetesBackend  *self,
           FiberJobSpec            *spec,
           const char              *name,
+          gint                     serial,
           GError                 **error)
 {
+  g_autofree char *pid = g_strdup_printf ("%d", serial);
   g_autoptr(JsonBuilder) builder = json_builder_new ();
   g_autofree char *image = NULL;
   g_autofree char *pull_policy = NULL;
@@ -718,6 +721,9 @@ job_body (FiberKubernetesBackend  *self,
       envp = g_environ_setenv (envp, key, eq + 1, TRUE);
     }
   envp = _fiber_job_spec_apply_environment (spec, envp);
+  /* The Fiber pid of the job, which the process in it reports as its own
+   * (fiber_current_process()). */
+  envp = g_environ_setenv (envp, FIBER_ENV_PID, pid, TRUE);
 
   json_builder_begin_object (builder);
   json_builder_set_member_name (builder, "apiVersion");
@@ -877,7 +883,7 @@ fiber_kubernetes_backend_create_job (FiberBackend  *backend,
   serial = g_atomic_int_add (&job_serial, 1) + 1;
   prefix = job_name_prefix (fiber_job_spec_get_name (spec));
   name = g_strdup_printf ("%s-%.8s-%d", prefix, self->instance, serial);
-  body = job_body (self, spec, name, error);
+  body = job_body (self, spec, name, serial, error);
   if (body == NULL)
     return NULL;
 

@@ -9,6 +9,7 @@
 #include <json-glib/json-glib.h>
 
 #include "fiber-error.h"
+#include "fiber-init-private.h"
 #include "fiber-job-private.h"
 #include "fiber-rest-client.h"
 #include "fiber-slurm-backend.h"
@@ -836,7 +837,12 @@ static char *
 job_script (const char * const *argv,
             const char         *worker_command)
 {
-  g_autoptr(GString) script = g_string_new ("#!/bin/sh\n# submitted by fiber-glib\nexec");
+  /* The Fiber pid of a job is its Slurm job id; the process in it reports
+   * that as its own (fiber_current_process()). */
+  g_autoptr(GString) script = g_string_new ("#!/bin/sh\n# submitted by fiber-glib\n"
+                                            FIBER_ENV_PID "=$SLURM_JOB_ID\n"
+                                            "export " FIBER_ENV_PID "\n"
+                                            "exec");
 
   if (worker_command != NULL && *worker_command != '\0')
     g_string_append_printf (script, " %s", worker_command);
@@ -1179,7 +1185,10 @@ default_listen_address (FiberSlurmBackend *self)
         g_inet_address_get_family (l->data) == G_SOCKET_FAMILY_IPV4)
       result = g_inet_address_to_string (l->data);
   g_resolver_free_addresses (addresses);
-  return result != NULL ? result : g_strdup (g_get_host_name ());
+  /* A host whose name resolves to no other address can only run the jobs
+   * itself (a one-node cluster): the loopback interface it is.  ZeroMQ
+   * binds to addresses, never to names. */
+  return result != NULL ? result : g_strdup ("127.0.0.1");
 }
 
 static char *
@@ -1559,9 +1568,10 @@ fiber_slurm_backend_class_init (FiberSlurmBackendClass *klass)
   /**
    * FiberSlurmBackend:listen-address:
    *
-   * The address jobs reach the master at; %NULL for `127.0.0.1` when
+   * The IP address jobs reach the master at; %NULL for `127.0.0.1` when
    * slurmrestd is reached over the loopback interface, else the first
-   * IPv4 address of this host's name.
+   * IPv4 address of this host's name that is not a loopback address
+   * (`127.0.0.1` when there is none).
    */
   properties[PROP_LISTEN_ADDRESS] =
     g_param_spec_string ("listen-address", NULL, NULL, NULL, rw);
