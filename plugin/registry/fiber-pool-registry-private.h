@@ -46,7 +46,8 @@ FiberPool  *_fiber_pool_registry_create_with_properties (const char    *pool_typ
 GType       _fiber_pool_registry_lookup_backend (const char   *name,
                                                  GError      **error);
 
-/* Creates the backend called @name with these construct properties. */
+/* Creates the backend called @name with these construct properties; the
+ * properties left out come from the settings "<name>-<property>". */
 GObject    *_fiber_pool_registry_create_backend (const char    *name,
                                                  guint          n_properties,
                                                  const char    *names[],

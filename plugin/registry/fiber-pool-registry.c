@@ -408,6 +408,11 @@ _fiber_pool_registry_lookup_backend (const char  *name,
   return 0;
 }
 
+static gboolean add_backend_settings (PropList      *props,
+                                      const char    *name,
+                                      GObjectClass  *klass,
+                                      GError       **error);
+
 GObject *
 _fiber_pool_registry_create_backend (const char    *name,
                                      guint          n_properties,
@@ -437,43 +442,54 @@ _fiber_pool_registry_create_backend (const char    *name,
   what = g_strdup_printf ("backend “%s”", name);
   if (!prop_list_validate (&props, G_OBJECT_CLASS (klass), what, error))
     return NULL;
+  /* What the caller leaves out comes from the settings. */
+  if (!add_backend_settings (&props, name, G_OBJECT_CLASS (klass), error))
+    return NULL;
   return prop_list_new_object (&props, type, error);
 }
 
-/* Builds the backend of a remote pool from the settings: the backend named
- * by remote-backend, with the keys "<backend>-<property>" and
- * worker-command as its properties. */
-static GObject *
-backend_from_settings (GError **error)
+/* Backend properties that are alternatives: when the caller sets one, the
+ * settings give neither (a config's url must not meet the settings'
+ * socket). */
+static const char * const backend_alternatives[][2] = {
+  { "url", "socket" },
+  { "token", "token-file" },
+};
+
+static gboolean
+backend_property_is_set (PropList   *props,
+                         const char *property)
+{
+  if (prop_list_find (props, property) >= 0)
+    return TRUE;
+  for (gsize i = 0; i < G_N_ELEMENTS (backend_alternatives); i++)
+    for (guint k = 0; k < 2; k++)
+      if (g_str_equal (backend_alternatives[i][k], property) &&
+          prop_list_find (props, backend_alternatives[i][1 - k]) >= 0)
+        return TRUE;
+  return FALSE;
+}
+
+/* Adds to @props the settings "<name>-<property>" of the backend called
+ * @name (and worker-command), for the properties @props does not set. */
+static gboolean
+add_backend_settings (PropList      *props,
+                      const char    *name,
+                      GObjectClass  *klass,
+                      GError       **error)
 {
   g_autoptr(GSettings) settings = _fiber_settings_new ();
   g_autoptr(GSettingsSchema) schema = NULL;
-  g_autoptr(GVariant) backend_name = NULL;
   g_auto(GStrv) keys = NULL;
-  g_auto(PropList) props = { 0 };
-  g_autoptr(GTypeClass) klass = NULL;
   g_autofree char *prefix = NULL;
-  const char *name = "slurm";
-  GType type;
 
-  backend_name = settings_get (settings, "remote-backend");
-  if (backend_name != NULL && !settings_value_is_unset (backend_name))
-    name = g_variant_get_string (backend_name, NULL);
+  if (settings == NULL)
+    return TRUE;
+  g_object_get (settings, "settings-schema", &schema, NULL);
+  keys = g_settings_schema_list_keys (schema);
+  prefix = g_strconcat (name, "-", NULL);
 
-  type = _fiber_pool_registry_lookup_backend (name, error);
-  if (type == 0)
-    return NULL;
-  klass = g_type_class_ref (type);
-  prop_list_init (&props);
-
-  if (settings != NULL)
-    {
-      g_object_get (settings, "settings-schema", &schema, NULL);
-      keys = g_settings_schema_list_keys (schema);
-      prefix = g_strconcat (name, "-", NULL);
-    }
-
-  for (guint i = 0; keys != NULL && keys[i] != NULL; i++)
+  for (guint i = 0; keys[i] != NULL; i++)
     {
       const char *property;
       g_autoptr(GVariant) variant = NULL;
@@ -486,35 +502,19 @@ backend_from_settings (GError **error)
         property = keys[i];
       else
         continue;
+      if (backend_property_is_set (props, property))
+        continue;
 
       variant = g_settings_get_value (settings, keys[i]);
       if (settings_value_is_unset (variant))
         continue;
-      pspec = g_object_class_find_property (G_OBJECT_CLASS (klass), property);
-      /* worker-command is a list of words in the settings; backends take
-       * it as one shell command line. */
-      if (pspec != NULL && pspec->value_type == G_TYPE_STRING &&
-          g_variant_is_of_type (variant, G_VARIANT_TYPE_STRING_ARRAY))
-        {
-          g_autofree const char **words = g_variant_get_strv (variant, NULL);
-          GString *line = g_string_new (NULL);
-
-          for (guint j = 0; words[j] != NULL; j++)
-            {
-              g_autofree char *quoted = g_shell_quote (words[j]);
-              if (j > 0)
-                g_string_append_c (line, ' ');
-              g_string_append (line, quoted);
-            }
-          g_clear_pointer (&variant, g_variant_unref);
-          variant = g_variant_ref_sink (g_variant_new_take_string (g_string_free (line, FALSE)));
-        }
+      pspec = g_object_class_find_property (klass, property);
       if (pspec == NULL || !(pspec->flags & G_PARAM_WRITABLE))
         {
           g_set_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
                        "setting %s: backend “%s” has no property “%s”",
                        keys[i], name, property);
-          return NULL;
+          return FALSE;
         }
       if (!settings_value_to_property (variant, pspec, &value))
         {
@@ -522,12 +522,28 @@ backend_from_settings (GError **error)
           g_set_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
                        "setting %s: %s is not a valid value of the property "
                        "“%s” of backend “%s”", keys[i], text, property, name);
-          return NULL;
+          return FALSE;
         }
-      prop_list_take (&props, property, &value);
+      prop_list_take (props, property, &value);
     }
+  return TRUE;
+}
 
-  return prop_list_new_object (&props, type, error);
+/* Builds the backend of a remote pool from the settings: the backend named
+ * by remote-backend, with the keys "<backend>-<property>" and
+ * worker-command as its properties. */
+static GObject *
+backend_from_settings (GError **error)
+{
+  g_autoptr(GSettings) settings = _fiber_settings_new ();
+  g_autoptr(GVariant) backend_name = NULL;
+  const char *name = "slurm";
+
+  backend_name = settings_get (settings, "remote-backend");
+  if (backend_name != NULL && !settings_value_is_unset (backend_name))
+    name = g_variant_get_string (backend_name, NULL);
+
+  return _fiber_pool_registry_create_backend (name, 0, NULL, NULL, error);
 }
 
 /* ---- the table of built-in types ---- */
