@@ -20,15 +20,64 @@
  * `get` can be called again and from any thread.
  */
 
+/* The source object, weakly: one GWeakRef per source object shared by all
+ * its results.  GLib 2.74 keeps an object's weak references in a list that
+ * g_weak_ref_clear() searches, so a GWeakRef per result made releasing N
+ * outstanding results of one pool cost O(N²). */
+typedef struct
+{
+  gatomicrefcount ref;
+  GWeakRef        weak;
+} SourceRef;
+
+static void
+source_ref_unref (gpointer data)
+{
+  SourceRef *self = data;
+
+  if (!g_atomic_ref_count_dec (&self->ref))
+    return;
+  g_weak_ref_clear (&self->weak);
+  g_free (self);
+}
+
+/* The shared SourceRef of @source_object (transfer full), kept in its qdata. */
+static SourceRef *
+source_ref_get (gpointer source_object)
+{
+  static GMutex lock;
+  static GQuark quark;
+  SourceRef *self;
+
+  if (source_object == NULL)
+    return NULL;
+
+  g_mutex_lock (&lock);
+  if (quark == 0)
+    quark = g_quark_from_static_string ("fiber-apply-result-source");
+  self = g_object_get_qdata (source_object, quark);
+  if (self == NULL)
+    {
+      self = g_new0 (SourceRef, 1);
+      g_atomic_ref_count_init (&self->ref);
+      g_weak_ref_init (&self->weak, source_object);
+      g_object_set_qdata_full (source_object, quark, self, source_ref_unref);
+    }
+  g_atomic_ref_count_inc (&self->ref);
+  g_mutex_unlock (&lock);
+  return self;
+}
+
 typedef struct
 {
   GMutex               mutex;
   GCond                cond;
+  guint                n_waiters;  /* threads in wait_locked() */
   gboolean             done;
   GVariant            *value;
   GError              *error;
 
-  GWeakRef             source_object;
+  SourceRef           *source;
   gpointer             source_tag;
   GCancellable        *cancellable;
   gulong               cancelled_id;
@@ -56,7 +105,7 @@ fiber_apply_result_get_source_object (GAsyncResult *result)
 {
   FiberApplyResultPrivate *priv =
     fiber_apply_result_get_instance_private (FIBER_APPLY_RESULT (result));
-  return g_weak_ref_get (&priv->source_object);
+  return priv->source != NULL ? g_weak_ref_get (&priv->source->weak) : NULL;
 }
 
 static gboolean
@@ -86,7 +135,7 @@ fiber_apply_result_finalize (GObject *object)
   g_clear_pointer (&priv->value, g_variant_unref);
   g_clear_error (&priv->error);
   g_clear_pointer (&priv->context, g_main_context_unref);
-  g_weak_ref_clear (&priv->source_object);
+  g_clear_pointer (&priv->source, source_ref_unref);
   g_mutex_clear (&priv->mutex);
   g_cond_clear (&priv->cond);
 
@@ -108,7 +157,6 @@ fiber_apply_result_init (FiberApplyResult *self)
 
   g_mutex_init (&priv->mutex);
   g_cond_init (&priv->cond);
-  g_weak_ref_init (&priv->source_object, NULL);
 }
 
 static void
@@ -138,7 +186,7 @@ _fiber_apply_result_new (GType                type,
 
   self = g_object_new (type, NULL);
   priv = fiber_apply_result_get_instance_private (self);
-  g_weak_ref_set (&priv->source_object, source_object);
+  priv->source = source_ref_get (source_object);
   priv->source_tag = source_tag;
   priv->callback = callback;
   priv->user_data = user_data;
@@ -162,7 +210,7 @@ invoke_callback (gpointer data)
 {
   FiberApplyResult *self = data;
   FiberApplyResultPrivate *priv = fiber_apply_result_get_instance_private (self);
-  g_autoptr(GObject) source = g_weak_ref_get (&priv->source_object);
+  g_autoptr(GObject) source = priv->source != NULL ? g_weak_ref_get (&priv->source->weak) : NULL;
 
   priv->callback (source, G_ASYNC_RESULT (self), priv->user_data);
   return G_SOURCE_REMOVE;
@@ -188,7 +236,9 @@ _fiber_apply_result_complete (FiberApplyResult *self,
   priv->value = value != NULL ? g_variant_take_ref (value) : NULL;
   priv->error = error;
   priv->done = TRUE;
-  g_cond_broadcast (&priv->cond);
+  /* GCond does not count waiters: skip the futex wake when nobody waits */
+  if (priv->n_waiters > 0)
+    g_cond_broadcast (&priv->cond);
   g_mutex_unlock (&priv->mutex);
 
   if (priv->callback != NULL)
@@ -227,17 +277,23 @@ wait_locked (FiberApplyResultPrivate *priv,
 {
   gint64 deadline;
 
+  if (priv->done || timeout_msec == 0)
+    return priv->done;
+
+  priv->n_waiters++;
   if (timeout_msec < 0)
     {
       while (!priv->done)
         g_cond_wait (&priv->cond, &priv->mutex);
-      return TRUE;
     }
-
-  deadline = g_get_monotonic_time () + (gint64) timeout_msec * G_TIME_SPAN_MILLISECOND;
-  while (!priv->done)
-    if (!g_cond_wait_until (&priv->cond, &priv->mutex, deadline))
-      break;
+  else
+    {
+      deadline = g_get_monotonic_time () + (gint64) timeout_msec * G_TIME_SPAN_MILLISECOND;
+      while (!priv->done)
+        if (!g_cond_wait_until (&priv->cond, &priv->mutex, deadline))
+          break;
+    }
+  priv->n_waiters--;
   return priv->done;
 }
 

@@ -39,6 +39,7 @@ struct _FiberMapResult
   guint            *order;       /* completion order, for imap_unordered */
   guint             order_read;
   guint             next_index;  /* next item for ordered next() */
+  guint             n_waiters;   /* threads in next(): set_item() wakes them */
 };
 
 G_DEFINE_FINAL_TYPE (FiberMapResult, fiber_map_result, FIBER_TYPE_APPLY_RESULT)
@@ -184,7 +185,10 @@ _fiber_map_result_set_item (FiberMapResult *self,
       complete = TRUE;
       complete_value = self->collect ? build_collected_locked (self) : g_variant_new ("()");
     }
-  g_cond_broadcast (&self->cond);
+  /* A futex wake per item would cost a system call each even with nobody
+   * waiting (GCond does not count waiters): only wake next() callers. */
+  if (self->n_waiters > 0)
+    g_cond_broadcast (&self->cond);
   g_mutex_unlock (&self->mutex);
 
   if (complete)
@@ -258,6 +262,7 @@ fiber_map_result_next (FiberMapResult  *self,
   for (;;)
     {
       gboolean available;
+      gboolean timed_out = FALSE;
 
       if (self->next_index >= self->n_items)
         {
@@ -282,16 +287,24 @@ fiber_map_result_next (FiberMapResult  *self,
                                  "the map was aborted after an item failed");
           return FALSE;
         }
-      if (timeout_msec == 0 ||
-          (timeout_msec > 0 && !g_cond_wait_until (&self->cond, &self->mutex, deadline)))
+      if (timeout_msec == 0)
+        timed_out = TRUE;
+      else
+        {
+          self->n_waiters++;
+          if (timeout_msec > 0)
+            timed_out = !g_cond_wait_until (&self->cond, &self->mutex, deadline);
+          else
+            g_cond_wait (&self->cond, &self->mutex);
+          self->n_waiters--;
+        }
+      if (timed_out)
         {
           g_mutex_unlock (&self->mutex);
           g_set_error (error, FIBER_ERROR, FIBER_ERROR_TIMEOUT,
                        "no result was ready within %d ms", timeout_msec);
           return FALSE;
         }
-      if (timeout_msec < 0)
-        g_cond_wait (&self->cond, &self->mutex);
     }
 
   if (self->ordered)
