@@ -573,6 +573,19 @@ resolve_chunksize (FiberPool *self,
   return (guint) MAX (1, (n_items + per - 1) / per);
 }
 
+/* The arguments of a call given none: one shared empty tuple.  Building
+ * it with g_variant_new ("()") went through a GVariantBuilder and the
+ * global type-info table on every apply_async. */
+static GVariant *
+empty_tuple (void)
+{
+  static GVariant *empty;
+
+  if (g_once_init_enter (&empty))
+    g_once_init_leave (&empty, g_variant_ref_sink (g_variant_new_tuple (NULL, 0)));
+  return empty;
+}
+
 /* Hands a batch to the pool type; on failure completes the result with the
  * error.  Either way the caller's result is returned untouched otherwise. */
 static void
@@ -627,7 +640,7 @@ fiber_pool_apply_async (FiberPool           *self,
     }
 
   batch = _fiber_batch_new (task, NULL, NULL, NULL,
-                            args != NULL ? args : g_variant_new ("()"),
+                            args != NULL ? args : empty_tuple (),
                             NULL, 1, result);
   submit_batch (self, batch);
   return result;
@@ -736,7 +749,7 @@ fiber_pool_apply_func (FiberPool       *self,
   result = _fiber_apply_result_new (FIBER_TYPE_APPLY_RESULT, self, NULL, NULL, NULL,
                                     fiber_pool_apply_func, NULL);
   batch = _fiber_batch_new (NULL, func, user_data, destroy,
-                            args != NULL ? args : g_variant_new ("()"),
+                            args != NULL ? args : empty_tuple (),
                             NULL, 1, result);
   submit_batch (self, batch);
   return result;
