@@ -38,6 +38,7 @@ typedef struct
   guint       start;
   guint       end;
   GList       link;      /* in FiberThreadPool.active */
+  GList       pending_link;  /* in FiberThreadPool.pending until a runner takes it */
 } Chunk;
 
 struct _FiberThreadPool
@@ -49,6 +50,10 @@ struct _FiberThreadPool
   GMutex        lock;
   GCond         cond;          /* signalled when `active` becomes empty */
   GQueue        active;        /* Chunk: queued or running */
+  GQueue        pending;       /* Chunk: queued */
+  int           n_pending;     /* atomic mirror of pending.length, for spinning runners */
+  guint         n_runners;     /* runners pushed to `threads` and not returned */
+  guint         n_busy;        /* runners running a chunk */
   GCancellable *cancellable;   /* of the tasks starting now */
   int           generation;    /* atomic: bumped when `cancellable` is replaced */
   int           terminated;    /* atomic */
@@ -186,6 +191,72 @@ run_chunk (gpointer data,
   g_free (chunk);
 }
 
+/* How long a runner that ran out of chunks watches for more before it
+ * leaves (and the next submission has to wake a thread). */
+#define RUNNER_LINGER_USEC 50
+
+/* Watches n_pending for up to RUNNER_LINGER_USEC. */
+static void
+linger (FiberThreadPool *self)
+{
+  gint64 deadline = g_get_monotonic_time () + RUNNER_LINGER_USEC;
+
+  do
+    {
+      for (guint i = 0; i < 64; i++)
+        {
+          if (g_atomic_int_get (&self->n_pending) > 0)
+            return;
+          g_thread_yield ();
+        }
+    }
+  while (g_get_monotonic_time () < deadline);
+}
+
+/* What the GThreadPool runs: takes queued chunks until none is left.
+ * While a runner per thread is busy, submitting only queues a chunk, so a
+ * steady stream of small tasks does not cost a thread wake-up (a futex
+ * system call and a context switch) per task. */
+static void
+run_queued_chunks (gpointer data,
+                   gpointer user_data)
+{
+  FiberThreadPool *self = user_data;
+  gboolean may_linger = TRUE;
+  gboolean ran = FALSE;
+
+  for (;;)
+    {
+      GList *link;
+
+      g_mutex_lock (&self->lock);
+      if (ran)
+        self->n_busy--;
+      link = g_queue_pop_head_link (&self->pending);
+      g_atomic_int_set (&self->n_pending, (int) self->pending.length);
+      if (link != NULL)
+        self->n_busy++;
+      else if (!may_linger)
+        self->n_runners--;
+      g_mutex_unlock (&self->lock);
+
+      ran = link != NULL;
+      if (link != NULL)
+        {
+          run_chunk (link->data, self);
+          may_linger = TRUE;
+        }
+      else if (may_linger)
+        {
+          /* then look once more under the lock, and leave if still idle */
+          linger (self);
+          may_linger = FALSE;
+        }
+      else
+        break;
+    }
+}
+
 static gboolean
 ensure_threads (FiberThreadPool  *self,
                 GError          **error)
@@ -200,7 +271,7 @@ ensure_threads (FiberThreadPool  *self,
   if (self->threads == NULL)
     {
       /* exclusive: the threads are the pool's own and exit on join */
-      threads = g_thread_pool_new (run_chunk, self, (int) MIN (n, G_MAXINT), TRUE, error);
+      threads = g_thread_pool_new (run_queued_chunks, self, (int) MIN (n, G_MAXINT), TRUE, error);
       g_atomic_pointer_set (&self->threads, threads);
     }
   g_mutex_unlock (&self->lock);
@@ -229,6 +300,7 @@ fiber_thread_pool_submit (FiberPool   *pool,
   FiberThreadPool *self = FIBER_THREAD_POOL (pool);
   guint n_items = fiber_batch_get_n_items (batch);
   guint chunksize = MAX (fiber_batch_get_chunksize (batch), 1);
+  guint max_runners;
 
   if (!ensure_threads (self, error))
     return FALSE;
@@ -251,9 +323,21 @@ fiber_thread_pool_submit (FiberPool   *pool,
       chunk->start = start;
       chunk->end = start + MIN (chunksize, n_items - start);
       chunk->link.data = chunk;
+      chunk->pending_link.data = chunk;
       g_queue_push_tail_link (&self->active, &chunk->link);
-      /* Only fails to start an extra thread; the chunk is queued anyway. */
-      g_thread_pool_push (self->threads, chunk, NULL);
+      g_queue_push_tail_link (&self->pending, &chunk->pending_link);
+    }
+  g_atomic_int_set (&self->n_pending, (int) self->pending.length);
+  /* A runner never leaves while chunks are pending (it checks under the
+   * lock): start runners until every pending chunk has an idle one, or
+   * every thread has one. */
+  max_runners = (guint) MAX (g_thread_pool_get_max_threads (self->threads), 1);
+  while (self->n_runners < max_runners &&
+         self->n_runners - self->n_busy < self->pending.length)
+    {
+      self->n_runners++;
+      /* Only fails to start an extra thread; the runner is queued anyway. */
+      g_thread_pool_push (self->threads, GUINT_TO_POINTER (1), NULL);
     }
   g_mutex_unlock (&self->lock);
   return TRUE;
