@@ -32,6 +32,7 @@
 #include "fiber-dispatcher-private.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -57,6 +58,8 @@
 /* Consecutive workers that exit before serving before queued work fails. */
 #define MAX_START_FAILURES   3
 #define SPAWN_BACKOFF_USEC   (G_USEC_PER_SEC)
+/* How long the last messages of a worker whose job ended may take. */
+#define ENDED_GRACE_USEC     (200 * 1000)
 
 typedef enum
 {
@@ -135,6 +138,7 @@ typedef struct
   gint64       last_recv;
   gint64       last_send;
   gint64       busy_mark;      /* since when the worker has had work */
+  gint64       ended_at;       /* job ended with work held: 0, or when seen */
 } Worker;
 
 struct _FiberDispatcher
@@ -662,6 +666,29 @@ worker_check_ended (FiberDispatcher *self,
           self->poll_dirty = TRUE;
         }
       return;
+    }
+
+  /* The job's fd can report the end before ZeroMQ has delivered the last
+   * RESULTs and GOODBYE the worker sent on its way out (it exits only once
+   * they left its socket).  Hold on to the worker for a moment, giving it
+   * no more work, rather than running items again that are done. */
+  if (w->state != WORKER_LOST && w->n_inflight > 0 && w->goodbye == NULL &&
+      w->identity != NULL && !self->terminating)
+    {
+      gint64 now = g_get_monotonic_time ();
+
+      if (w->ended_at == 0)
+        {
+          w->ended_at = now;
+          w->state = WORKER_LEAVING;
+          if (w->poll_fd)
+            {
+              w->poll_fd = FALSE;
+              self->poll_dirty = TRUE;
+            }
+        }
+      if (now - w->ended_at < ENDED_GRACE_USEC)
+        return;
     }
 
   if (w->state != WORKER_LOST)
@@ -1261,9 +1288,39 @@ begin_terminate (FiberDispatcher *self)
     }
 }
 
+/* Interrupts the items running in the workers, as pypushflow's pools do:
+ * SIGINT to each local worker that holds work (a binding's worker turns it
+ * into an exception in the running task, a task blocked in a system call
+ * sees EINTR), an INTERRUPT message to a remote one.  Sending only one of
+ * them keeps a late duplicate from interrupting the worker's next item.  A
+ * worker between items ignores both. */
+static void
+interrupt_workers (FiberDispatcher *self)
+{
+  for (guint i = 0; i < self->workers->len; i++)
+    {
+      Worker *w = g_ptr_array_index (self->workers, i);
+      gint64 pid;
+
+      if (w->state != WORKER_CONNECTED && w->state != WORKER_LEAVING)
+        continue;
+      if (w->n_inflight == 0)
+        continue;
+      pid = fiber_job_get_pid (w->job);
+      if (!self->remote && pid > 0 && !fiber_job_has_ended (w->job))
+        {
+          if (kill ((pid_t) pid, SIGINT) != 0)
+            g_debug ("cannot interrupt worker %s: %s", w->id, g_strerror (errno));
+        }
+      else
+        send_to (self, w, FIBER_MESSAGE_INTERRUPT, g_variant_new ("(t)", (guint64) 0));
+    }
+}
+
 static void
 process_commands (FiberDispatcher *self)
 {
+
   Command *list = g_atomic_pointer_exchange (&self->commands, NULL);
   Command *reversed = NULL;
 
@@ -1292,13 +1349,7 @@ process_commands (FiberDispatcher *self)
           begin_terminate (self);
           break;
         case COMMAND_INTERRUPT:
-          for (guint i = 0; i < self->workers->len; i++)
-            {
-              Worker *w = g_ptr_array_index (self->workers, i);
-
-              if (w->state == WORKER_CONNECTED || w->state == WORKER_LEAVING)
-                send_to (self, w, FIBER_MESSAGE_INTERRUPT, g_variant_new ("(t)", (guint64) 0));
-            }
+          interrupt_workers (self);
           break;
         default:
           g_assert_not_reached ();
@@ -1445,6 +1496,15 @@ needs_refresh_polling (FiberDispatcher *self)
   return FALSE;
 }
 
+static gboolean
+has_ended_workers (FiberDispatcher *self)
+{
+  for (guint i = 0; i < self->workers->len; i++)
+    if (((Worker *) g_ptr_array_index (self->workers, i))->ended_at != 0)
+      return TRUE;
+  return FALSE;
+}
+
 static gpointer
 dispatcher_thread (gpointer data)
 {
@@ -1467,6 +1527,8 @@ dispatcher_thread (gpointer data)
       timeout = (long) MAX (0, (self->next_tick - now + 999) / 1000);
       if ((self->terminating || self->closing) && needs_refresh_polling (self))
         timeout = MIN (timeout, 50);
+      if (has_ended_workers (self))
+        timeout = MIN (timeout, 5);
 
       items = (zmq_pollitem_t *) (void *) self->pollitems->data;
       rc = zmq_poll (items, (int) self->pollitems->len, timeout);
@@ -1495,6 +1557,20 @@ dispatcher_thread (gpointer data)
           for (guint i = 2; i < self->pollitems->len; i++)
             if (items[i].revents != 0)
               g_ptr_array_add (ended, g_ptr_array_index (self->poll_workers, i - 2));
+          for (guint i = 0; i < ended->len; i++)
+            worker_check_ended (self, g_ptr_array_index (ended, i));
+        }
+      if (has_ended_workers (self))
+        {
+          /* Workers whose last messages were awaited (this may free them). */
+          g_ptr_array_set_size (ended, 0);
+          for (guint i = 0; i < self->workers->len; i++)
+            {
+              Worker *w = g_ptr_array_index (self->workers, i);
+
+              if (w->ended_at != 0)
+                g_ptr_array_add (ended, w);
+            }
           for (guint i = 0; i < ended->len; i++)
             worker_check_ended (self, g_ptr_array_index (ended, i));
         }

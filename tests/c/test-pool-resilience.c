@@ -1,0 +1,502 @@
+/* test-pool-resilience.c — failing tasks and lost workers in the process
+ * pools: task errors come back and are not retried; the items of a killed
+ * worker run again, every result is delivered exactly once; an item that
+ * keeps killing its worker fails with FIBER_ERROR_WORKER_LOST.
+ *
+ * The tasks append to a log file (O_APPEND, one short line per write), so
+ * the test sees how often each item really ran.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+
+#include <fiber.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fiber-test-util.h"
+
+/* Guards only: a healthy run takes a fraction of this. */
+#define GUARD_MSEC 60000
+
+static const char *pool_types[] = { "process", "ndprocess" };
+
+/* ------------------------------------------------------------------------
+ * Tasks (run in the workers)
+ * ------------------------------------------------------------------------ */
+
+static gboolean
+append_line (const char  *path,
+             const char  *line,
+             GError     **error)
+{
+  int fd = open (path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  gsize len = strlen (line);
+  gssize written;
+
+  if (fd < 0)
+    {
+      int errsv = errno;
+      g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errsv),
+                   "open %s: %s", path, g_strerror (errsv));
+      return FALSE;
+    }
+  written = write (fd, line, len);
+  close (fd);
+  if (written != (gssize) len)
+    {
+      g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_IO, "short write to %s", path);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* (si) log, i: logs i; fails for one item in twenty, else returns i * i. */
+static GVariant *
+task_fail_some (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
+{
+  const char *log;
+  gint32 i;
+  g_autofree char *line = NULL;
+
+  g_variant_get (args, "(&si)", &log, &i);
+  line = g_strdup_printf ("%d\n", i);
+  if (!append_line (log, line, error))
+    return NULL;
+  if (i % 20 == 7)
+    {
+      g_set_error (error, FIBER_ERROR, FIBER_ERROR_TASK_FAILED, "item %d refused (pid %d)",
+                   i, (int) getpid ());
+      return NULL;
+    }
+  return g_variant_new_int32 (i * i);
+}
+
+/* (sid) log, i, seconds: works for a while, logs i, returns i * i. */
+static GVariant *
+task_slow_square (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
+{
+  const char *log;
+  gint32 i;
+  double seconds;
+  g_autofree char *line = NULL;
+
+  g_variant_get (args, "(&sid)", &log, &i, &seconds);
+  if (!fiber_sleep (seconds, cancellable, error))
+    return NULL;
+  line = g_strdup_printf ("%d\n", i);
+  if (!append_line (log, line, error))
+    return NULL;
+  return g_variant_new_int32 (i * i);
+}
+
+/* (sii) log, i, victim: logs i; the victim kills its own worker. */
+static GVariant *
+task_die_on (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
+{
+  const char *log;
+  gint32 i, victim;
+  g_autofree char *line = NULL;
+
+  g_variant_get (args, "(&sii)", &log, &i, &victim);
+  line = g_strdup_printf ("%d\n", i);
+  if (!append_line (log, line, error))
+    return NULL;
+  if (i == victim)
+    raise (SIGKILL);
+  return g_variant_new_int32 (i);
+}
+
+/* ------------------------------------------------------------------------
+ * Helpers
+ * ------------------------------------------------------------------------ */
+
+typedef struct
+{
+  char *dir;
+  char *log;
+} Fixture;
+
+static void
+fixture_setup (Fixture       *fx,
+               gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fx->dir = g_dir_make_tmp ("fiber-resilience-XXXXXX", &error);
+  g_assert_no_error (error);
+  fx->log = g_build_filename (fx->dir, "log", NULL);
+}
+
+static void
+fixture_teardown (Fixture       *fx,
+                  gconstpointer  data)
+{
+  g_unlink (fx->log);
+  g_rmdir (fx->dir);
+  g_free (fx->log);
+  g_free (fx->dir);
+  fiber_test_assert_no_leaks (2000);
+}
+
+/* How often each index appears in the log (array of @n counts). */
+static GArray *
+read_log_counts (const char *log,
+                 guint       n)
+{
+  g_autofree char *contents = NULL;
+  g_auto(GStrv) lines = NULL;
+  GArray *counts = g_array_sized_new (FALSE, TRUE, sizeof (guint), n);
+
+  g_array_set_size (counts, n);
+  if (!g_file_get_contents (log, &contents, NULL, NULL))
+    return counts;
+  lines = g_strsplit (contents, "\n", -1);
+  for (guint k = 0; lines[k] != NULL; k++)
+    {
+      guint64 i;
+
+      if (*lines[k] == '\0')
+        continue;
+      g_assert_true (g_ascii_string_to_unsigned (lines[k], 10, 0, n - 1, &i, NULL));
+      g_array_index (counts, guint, i)++;
+    }
+  return counts;
+}
+
+static guint
+count_lines (const char *log)
+{
+  g_autofree char *contents = NULL;
+  guint n = 0;
+
+  if (!g_file_get_contents (log, &contents, NULL, NULL))
+    return 0;
+  for (const char *p = contents; *p != '\0'; p++)
+    if (*p == '\n')
+      n++;
+  return n;
+}
+
+static FiberPool *
+new_pool (const char *type,
+          guint       processes,
+          guint       max_retries,
+          gboolean    resilient)
+{
+  g_autoptr(GError) error = NULL;
+  GObject *object;
+
+  object = g_initable_new (FIBER_TYPE_PROCESS_POOL, NULL, &error,
+                           "pool-type", type,
+                           "processes", processes,
+                           "daemon", g_str_equal (type, "process"),
+                           "max-retries", max_retries,
+                           "resilient", resilient,
+                           NULL);
+  g_assert_no_error (error);
+  return FIBER_POOL (object);
+}
+
+static void
+close_and_join (FiberPool *pool)
+{
+  g_autoptr(GError) error = NULL;
+
+  fiber_pool_close (pool);
+  g_assert_true (fiber_pool_join (pool, GUARD_MSEC, &error));
+  g_assert_no_error (error);
+  g_object_unref (pool);
+}
+
+/* ------------------------------------------------------------------------
+ * Tests
+ * ------------------------------------------------------------------------ */
+
+/* 5 % of the items fail: their errors come back with the worker's message,
+ * every other item has its result, nothing ran twice. */
+static void
+test_failing_items (Fixture       *fx,
+                    gconstpointer  data)
+{
+  const guint n = 400;
+  FiberPool *pool = fiber_pool_new (data, 2, NULL);
+  g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("a(si)"));
+  g_autoptr(FiberMapResult) r = NULL;
+  g_autoptr(GArray) counts = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) all = NULL;
+  guint n_ok = 0, n_failed = 0, expected = 0;
+
+  g_assert_nonnull (pool);
+  for (guint i = 0; i < n; i++)
+    g_variant_builder_add (b, "(si)", fx->log, (gint32) i);
+  /* imap: every item reports on its own (a map stops at the first error) */
+  r = fiber_pool_imap (pool, "test.fail-some", g_variant_builder_end (b), 5, &error);
+  g_assert_no_error (error);
+
+  for (;;)
+    {
+      g_autoptr(GError) item_error = NULL;
+      g_autoptr(GVariant) value = NULL;
+      guint index = G_MAXUINT;
+
+      if (fiber_map_result_next (r, GUARD_MSEC, &index, &value, &item_error))
+        {
+          g_assert_cmpuint (index, ==, expected);
+          g_assert_cmpuint (index % 20, !=, 7);
+          g_assert_cmpint (g_variant_get_int32 (value), ==, (gint32) (index * index));
+          n_ok++;
+        }
+      else if (item_error != NULL)
+        {
+          g_autofree char *prefix = g_strdup_printf ("item %u refused (pid ", index);
+          g_autofree char *ours = g_strdup_printf ("pid %d)", (int) getpid ());
+
+          g_assert_error (item_error, FIBER_ERROR, FIBER_ERROR_TASK_FAILED);
+          g_assert_cmpuint (index, ==, expected);
+          g_assert_cmpuint (index % 20, ==, 7);
+          /* the message made in the worker, not ours */
+          g_assert_true (g_str_has_prefix (item_error->message, prefix));
+          g_assert_null (strstr (item_error->message, ours));
+          n_failed++;
+        }
+      else
+        break;
+      expected++;
+    }
+  g_assert_cmpuint (n_ok, ==, n - n / 20);
+  g_assert_cmpuint (n_failed, ==, n / 20);
+
+  /* A map of the same items stops at the first error, which it reports. */
+  all = fiber_pool_starmap (pool, "test.fail-some", g_variant_new_parsed ("[(%s, 27)]", fx->log), 1, &error);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_TASK_FAILED);
+  g_assert_true (g_str_has_prefix (error->message, "item 27 refused"));
+  g_assert_null (all);
+
+  /* Failures are not retried: every item ran exactly once. */
+  counts = read_log_counts (fx->log, n);
+  for (guint i = 0; i < n; i++)
+    g_assert_cmpuint (g_array_index (counts, guint, i), ==, (i == 27 ? 2u : 1u));
+
+  close_and_join (pool);
+}
+
+static GPid
+pick_worker (void)
+{
+  g_autoptr(GArray) children = fiber_test_list_children ();
+
+  g_assert_cmpuint (children->len, >, 0);
+  return g_array_index (children, GPid, 0);
+}
+
+/* A worker SIGKILLed in the middle of a map: the result list is still
+ * exact and complete, and only what the dead worker was running ran
+ * again. */
+static void
+test_worker_killed (Fixture       *fx,
+                    gconstpointer  data)
+{
+  const guint n = 300;
+  FiberPool *pool = fiber_pool_new (data, 2, NULL);
+  g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("a(sid)"));
+  g_autoptr(FiberMapResult) r = NULL;
+  g_autoptr(GVariant) results = NULL;
+  g_autoptr(GArray) counts = NULL;
+  g_autoptr(GArray) children = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
+  guint twice = 0;
+  GPid victim;
+
+  g_assert_nonnull (pool);
+  for (guint i = 0; i < n; i++)
+    g_variant_builder_add (b, "(sid)", fx->log, (gint32) i, 0.002);
+  r = fiber_pool_starmap_async (pool, "test.slow-square", g_variant_builder_end (b), 0,
+                                NULL, NULL, NULL);
+
+  /* Kill one worker once a third of the items are done. */
+  while (count_lines (fx->log) < n / 3)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (1000);
+    }
+  victim = pick_worker ();
+  g_assert_cmpint (kill (victim, SIGKILL), ==, 0);
+
+  results = fiber_map_result_get (r, GUARD_MSEC, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (results), ==, n);
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) boxed = g_variant_get_child_value (results, i);
+      g_autoptr(GVariant) value = g_variant_get_variant (boxed);
+
+      g_assert_cmpint (g_variant_get_int32 (value), ==, (gint32) (i * i));
+    }
+  g_assert_cmpuint (fiber_map_result_get_n_completed (r), ==, n);
+
+  /* Every item ran; at most the one the victim had finished but not yet
+   * reported ran twice — never a whole chunk. */
+  counts = read_log_counts (fx->log, n);
+  for (guint i = 0; i < n; i++)
+    {
+      guint c = g_array_index (counts, guint, i);
+
+      g_assert_cmpuint (c, >=, 1);
+      g_assert_cmpuint (c, <=, 2);
+      if (c == 2)
+        twice++;
+    }
+  g_test_message ("%u item(s) ran twice", twice);
+  g_assert_cmpuint (twice, <=, 1);
+
+  /* The victim was replaced: the pool has two workers again and works. */
+  g_clear_pointer (&results, g_variant_unref);
+  results = fiber_pool_map (pool, "fiber.echo", g_variant_new_parsed ("[1, 2, 3, 4]"), 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (results), ==, 4);
+  children = fiber_test_list_children ();
+  g_assert_cmpuint (children->len, ==, 2);
+  for (guint i = 0; i < children->len; i++)
+    g_assert_cmpint (g_array_index (children, GPid, i), !=, victim);
+
+  close_and_join (pool);
+}
+
+/* An item that kills every worker that runs it: it runs 1 + max-retries
+ * times, then fails with FIBER_ERROR_WORKER_LOST; the others succeed. */
+static void
+test_max_retries (Fixture       *fx,
+                  gconstpointer  data)
+{
+  const guint n = 20, victim = 13, max_retries = 2;
+  FiberPool *pool = new_pool (data, 2, max_retries, TRUE);
+  g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("a(sii)"));
+  g_autoptr(FiberMapResult) r = NULL;
+  g_autoptr(GArray) counts = NULL;
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GError) error = NULL;
+  guint index, n_ok = 0, n_lost = 0;
+
+  for (guint i = 0; i < n; i++)
+    g_variant_builder_add (b, "(sii)", fx->log, (gint32) i, (gint32) victim);
+  r = fiber_pool_imap_unordered (pool, "test.die-on", g_variant_builder_end (b), 3, &error);
+  g_assert_no_error (error);
+  for (;;)
+    {
+      g_autoptr(GError) item_error = NULL;
+      g_autoptr(GVariant) item = NULL;
+
+      if (fiber_map_result_next (r, GUARD_MSEC, &index, &item, &item_error))
+        {
+          g_assert_cmpint (g_variant_get_int32 (item), ==, (gint32) index);
+          n_ok++;
+        }
+      else if (item_error != NULL)
+        {
+          g_assert_error (item_error, FIBER_ERROR, FIBER_ERROR_WORKER_LOST);
+          g_assert_cmpuint (index, ==, victim);
+          n_lost++;
+        }
+      else
+        break;
+    }
+  g_assert_cmpuint (n_ok, ==, n - 1);
+  g_assert_cmpuint (n_lost, ==, 1);
+
+  /* A loss counts against an item when the blame is exact: the worker
+   * held that item alone.  A worker lost with a whole chunk in flight has
+   * each of its items run again alone first, so the victim may run once
+   * more than 1 + max-retries times, never endlessly. */
+  counts = read_log_counts (fx->log, n);
+  g_assert_cmpuint (g_array_index (counts, guint, victim), >=, 1 + max_retries);
+  g_assert_cmpuint (g_array_index (counts, guint, victim), <=, 2 + max_retries);
+  for (guint i = 0; i < n; i++)
+    if (i != victim)
+      g_assert_cmpuint (g_array_index (counts, guint, i), <=, 2);
+  g_unlink (fx->log);
+
+  /* Alone, the item runs exactly 1 + max-retries times. */
+  value = fiber_pool_apply (pool, "test.die-on",
+                            g_variant_new ("(sii)", fx->log, 0, 0), &error);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_WORKER_LOST);
+  g_assert_null (value);
+  g_clear_error (&error);
+  g_clear_pointer (&counts, g_array_unref);
+  counts = read_log_counts (fx->log, 1);
+  g_assert_cmpuint (g_array_index (counts, guint, 0), ==, 1 + max_retries);
+
+  /* The pool recovered. */
+  value = fiber_pool_apply (pool, "fiber.echo", g_variant_new_int32 (5), &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_variant_get_int32 (value), ==, 5);
+
+  close_and_join (pool);
+}
+
+/* Not resilient: the items of a lost worker fail at once. */
+static void
+test_not_resilient (Fixture       *fx,
+                    gconstpointer  data)
+{
+  FiberPool *pool = new_pool (data, 1, 3, FALSE);
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) counts = NULL;
+
+  value = fiber_pool_apply (pool, "test.die-on", g_variant_new ("(sii)", fx->log, 0, 0), &error);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_WORKER_LOST);
+  g_assert_null (value);
+  g_clear_error (&error);
+  counts = read_log_counts (fx->log, 1);
+  g_assert_cmpuint (g_array_index (counts, guint, 0), ==, 1);
+
+  /* A fresh worker serves the next call. */
+  value = fiber_pool_apply (pool, "fiber.echo", g_variant_new_int32 (5), &error);
+  g_assert_no_error (error);
+
+  close_and_join (pool);
+}
+
+static void
+add_typed (const char *name,
+           void      (*func) (Fixture *, gconstpointer))
+{
+  for (guint i = 0; i < G_N_ELEMENTS (pool_types); i++)
+    {
+      g_autofree char *path = g_strdup_printf ("/pool-resilience/%s/%s", pool_types[i], name);
+
+      g_test_add (path, Fixture, pool_types[i], fixture_setup, func, fixture_teardown);
+    }
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_autoptr(GError) error = NULL;
+  int ret;
+
+  fiber_task_register ("test.fail-some", task_fail_some, NULL, NULL);
+  fiber_task_register ("test.slow-square", task_slow_square, NULL, NULL);
+  fiber_task_register ("test.die-on", task_die_on, NULL, NULL);
+
+  if (!fiber_init (&argc, &argv, &error))
+    g_error ("fiber_init: %s", error->message);
+  fiber_test_init_environment ();
+  g_test_init (&argc, &argv, NULL);
+
+  add_typed ("failing-items", test_failing_items);
+  add_typed ("worker-killed", test_worker_killed);
+  add_typed ("max-retries", test_max_retries);
+  add_typed ("not-resilient", test_not_resilient);
+
+  ret = g_test_run ();
+  fiber_test_cleanup_environment ();
+  return ret;
+}
