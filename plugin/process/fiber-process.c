@@ -600,8 +600,8 @@ children_cleanup (void)
  * multiprocessing's `active_children()`.  As there, calling it also
  * reaps the children that have ended.
  *
- * Returns: (transfer full) (element-type FiberProcess): the running
- *   children
+ * Returns: (transfer container) (element-type FiberProcess): the running
+ *   children; freeing the array releases them
  */
 GPtrArray *
 fiber_active_children (void)
