@@ -1,0 +1,56 @@
+// tasks.js — JS tasks for the GJS tests: exported functions of an ES module
+//
+// SPDX-License-Identifier: LGPL-2.1-or-later
+
+import GLib from 'gi://GLib';
+import Gio from 'gi://Gio';
+
+/** @returns {number} a + b */
+export function add(a, b) {
+    return a + b;
+}
+
+/** @returns {number} x squared */
+export function square(x) {
+    return x * x;
+}
+
+/** An async task: resolves to x + 1 after a main-loop turn. */
+export function later(x) {
+    return new Promise(resolve => GLib.idle_add(GLib.PRIORITY_DEFAULT, () => {
+        resolve(x + 1);
+        return GLib.SOURCE_REMOVE;
+    }));
+}
+
+/** Throws an Error with @message. */
+export function fail(message) {
+    throw new Error(message);
+}
+
+/** @returns {number} the pid of the process running the task */
+export function pid() {
+    return new Gio.Credentials().get_unix_pid();
+}
+
+/** Sleeps @seconds (blocking), then returns @value. */
+export function pause(seconds, value = null) {
+    GLib.usleep(Math.round(seconds * 1e6));
+    return value;
+}
+
+/** Sleeps @seconds (blocking), then returns the pid of its process. */
+export function pauseThenPid(seconds) {
+    GLib.usleep(Math.round(seconds * 1e6));
+    return pid();
+}
+
+/** Returns null: the target of a process that exits with 0. */
+export function nothing() {
+    return null;
+}
+
+/** @returns {object} a structured value, to check the JSON round trip */
+export function describe(name, list) {
+    return {name, n: list.length, sum: list.reduce((a, b) => a + b, 0), nested: {list}};
+}
