@@ -35,6 +35,15 @@ static gboolean opt_json;
 static gboolean opt_quick;
 static int      opt_workers = 2;
 static int      opt_rss;
+static char    *opt_only;
+static double   opt_scale = 1.0;
+
+/* With --only KEY, only that figure is measured (for profiling). */
+static gboolean
+wanted (const char *key)
+{
+  return opt_only == NULL || g_str_equal (opt_only, key);
+}
 
 static double
 seconds_since (gint64 start)
@@ -264,10 +273,14 @@ run_all (Figure  *figures,
   /* Warm up (every worker connected and busy once), then measure. */
   ok = ok &&
        bench_map (pool, 200, 1, &warm, error) &&
-       bench_map (pool, figures[1].n, 1, &figures[1].value, error) &&
-       bench_apply_async (pool, figures[2].n, &figures[2].value, error) &&
-       bench_apply_sync (pool, figures[3].n, &figures[3].value, error) &&
-       bench_map (pool, figures[4].n, 0, &figures[4].value, error);
+       (!wanted (figures[1].key) ||
+        bench_map (pool, figures[1].n, 1, &figures[1].value, error)) &&
+       (!wanted (figures[2].key) ||
+        bench_apply_async (pool, figures[2].n, &figures[2].value, error)) &&
+       (!wanted (figures[3].key) ||
+        bench_apply_sync (pool, figures[3].n, &figures[3].value, error)) &&
+       (!wanted (figures[4].key) ||
+        bench_map (pool, figures[4].n, 0, &figures[4].value, error));
 
   if (!ok)
     {
@@ -279,6 +292,8 @@ run_all (Figure  *figures,
     return FALSE;
   g_clear_object (&pool);
 
+  if (!wanted (figures[5].key))
+    return TRUE;
   return bench_process_start (figures[5].n, &figures[5].value, error);
 }
 
@@ -292,6 +307,10 @@ main (int    argc,
     { "workers", 'j', 0, G_OPTION_ARG_INT, &opt_workers, "Workers (default 2)", "N" },
     { "rss", 0, 0, G_OPTION_ARG_INT, &opt_rss,
       "Only map N integers and report the peak RSS", "N" },
+    { "only", 0, 0, G_OPTION_ARG_STRING, &opt_only,
+      "Only measure this figure (for profiling)", "KEY" },
+    { "scale", 0, 0, G_OPTION_ARG_DOUBLE, &opt_scale,
+      "Multiply the iteration counts by F", "F" },
     G_OPTION_ENTRY_NULL
   };
   g_autoptr(GOptionContext) context = NULL;
@@ -319,18 +338,17 @@ main (int    argc,
       g_printerr ("bench-pool: %s\n", error->message);
       return 2;
     }
-  if (opt_workers < 1 || opt_rss < 0)
+  if (opt_workers < 1 || opt_rss < 0 || opt_scale <= 0)
     {
-      g_printerr ("bench-pool: --workers must be at least 1 and --rss not negative\n");
+      g_printerr ("bench-pool: --workers must be at least 1, --rss not negative, --scale positive\n");
       return 2;
     }
 
   if (opt_rss > 0)
     return run_rss ((guint) opt_rss);
 
-  if (opt_quick)
-    for (guint i = 0; i < G_N_ELEMENTS (figures); i++)
-      figures[i].n = MAX (1, figures[i].n / 5);
+  for (guint i = 0; i < G_N_ELEMENTS (figures); i++)
+    figures[i].n = MAX (1, (guint) (figures[i].n * opt_scale / (opt_quick ? 5 : 1)));
 
   if (!run_all (figures, &error))
     {

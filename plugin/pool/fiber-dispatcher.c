@@ -35,6 +35,8 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -58,6 +60,10 @@
 /* Consecutive workers that exit before serving before queued work fails. */
 #define MAX_START_FAILURES   3
 #define SPAWN_BACKOFF_USEC   (G_USEC_PER_SEC)
+/* Local connections that have not said HELLO yet: at most this many, for
+ * at most this long. */
+#define MAX_PEERS            64
+#define PEER_TIMEOUT_USEC    (10 * G_USEC_PER_SEC)
 /* How long the last messages of a worker whose job ended may take. */
 #define ENDED_GRACE_USEC     (200 * 1000)
 
@@ -102,6 +108,13 @@ typedef struct
   gboolean    suspect;
 } Item;
 
+/* An accepted local connection that has not said HELLO yet. */
+typedef struct
+{
+  FiberWireStream *stream;
+  gint64           since;
+} Peer;
+
 typedef enum
 {
   WORKER_STARTING,   /* job created, no HELLO yet */
@@ -118,6 +131,7 @@ typedef struct
   int          fd;
   gboolean     poll_fd;
   GBytes      *identity;
+  FiberWireStream *stream;     /* local workers: the unix stream */
   WorkerState  state;
   gboolean     ready;
   guint        credits;
@@ -182,7 +196,12 @@ struct _FiberDispatcher
 
   /* dispatcher thread only */
   void            *zctx;
-  void            *router;
+  void            *router;       /* remote pools (tcp + CURVE) */
+  int              listen_fd;    /* local pools: the unix socket */
+  GPtrArray       *peers;        /* Peer, accepted without HELLO yet */
+  GPtrArray       *poll_streams; /* Worker, in poll order after the job fds */
+  GPtrArray       *poll_peers;   /* Peer, in poll order after the streams */
+  guint            n_job_items;
   GPtrArray       *workers;
   GHashTable      *by_identity;  /* GBytes → Worker */
   GHashTable      *by_id;        /* worker id → Worker (STARTING only) */
@@ -374,6 +393,7 @@ worker_free (Worker *w)
 {
   g_clear_object (&w->job);
   g_clear_pointer (&w->identity, g_bytes_unref);
+  g_clear_pointer (&w->stream, _fiber_wire_stream_free);
   g_free (w->ring);
   g_free (w->goodbye);
   g_free (w->id);
@@ -461,6 +481,14 @@ send_to (FiberDispatcher  *self,
   gsize id_size;
   const void *id_data;
 
+  if (w->stream != NULL)
+    {
+      w->last_send = g_get_monotonic_time ();
+      if (_fiber_wire_stream_send (w->stream, type, body))
+        return TRUE;
+      g_debug ("cannot send to worker %s: %s", w->id, g_strerror (errno));
+      return FALSE;
+    }
   if (w->identity == NULL)
     {
       g_variant_unref (g_variant_ref_sink (body));
@@ -501,6 +529,12 @@ forget_identity (FiberDispatcher *self,
   if (w->identity != NULL)
     g_hash_table_remove (self->by_identity, w->identity);
   g_hash_table_remove (self->by_id, w->id);
+  if (w->stream != NULL)
+    {
+      /* The worker sees its connection end and exits. */
+      g_clear_pointer (&w->stream, _fiber_wire_stream_free);
+      self->poll_dirty = TRUE;
+    }
 }
 
 /* A worker ended (or could not be started) before it served anything.
@@ -673,7 +707,7 @@ worker_check_ended (FiberDispatcher *self,
    * they left its socket).  Hold on to the worker for a moment, giving it
    * no more work, rather than running items again that are done. */
   if (w->state != WORKER_LOST && w->n_inflight > 0 && w->goodbye == NULL &&
-      w->identity != NULL && !self->terminating)
+      (w->identity != NULL || w->stream != NULL) && !self->terminating)
     {
       gint64 now = g_get_monotonic_time ();
 
@@ -959,8 +993,30 @@ dispatch (FiberDispatcher *self)
 /* Incoming messages                                                   */
 
 static void
+reject_peer (FiberDispatcher *self,
+             GBytes          *identity,
+             FiberWireStream *stream,
+             const char      *reason)
+{
+  GVariant *body = g_variant_new ("(s)", reason);
+
+  if (stream != NULL)
+    {
+      /* Best effort: the connection is closed right after. */
+      if (_fiber_wire_stream_send (stream, FIBER_MESSAGE_REJECT, body))
+        _fiber_wire_stream_flush_blocking (stream, 100);
+    }
+  else
+    send_raw (self, identity, FIBER_MESSAGE_REJECT, body);
+}
+
+/* A HELLO from a ROUTER peer (@identity) or a new local connection
+ * (@stream, which the worker takes over when it is welcomed).  Returns
+ * whether the peer was welcomed. */
+static gboolean
 handle_hello (FiberDispatcher *self,
               GBytes          *identity,
+              FiberWireStream *stream,
               GVariant        *body)
 {
   g_autoptr(GError) error = NULL;
@@ -979,9 +1035,8 @@ handle_hello (FiberDispatcher *self,
   if (w == NULL || w->state != WORKER_STARTING)
     {
       g_debug ("rejecting a peer that claims an unknown worker id");
-      send_raw (self, identity, FIBER_MESSAGE_REJECT,
-                g_variant_new ("(s)", "unknown or already connected worker id"));
-      return;
+      reject_peer (self, identity, stream, "unknown or already connected worker id");
+      return FALSE;
     }
 
   proof_data = g_variant_get_fixed_array (proof, &proof_size, 1);
@@ -990,14 +1045,21 @@ handle_hello (FiberDispatcher *self,
                                  id, proof_data, proof_size, &error))
     {
       g_debug ("rejecting a peer: %s", error->message);
-      send_raw (self, identity, FIBER_MESSAGE_REJECT,
-                g_variant_new ("(s)", "authentication failed"));
-      return;
+      reject_peer (self, identity, stream, "authentication failed");
+      return FALSE;
     }
 
   g_hash_table_remove (self->by_id, w->id);
-  w->identity = g_bytes_ref (identity);
-  g_hash_table_insert (self->by_identity, w->identity, w);
+  if (stream != NULL)
+    {
+      w->stream = stream;
+      self->poll_dirty = TRUE;
+    }
+  else
+    {
+      w->identity = g_bytes_ref (identity);
+      g_hash_table_insert (self->by_identity, w->identity, w);
+    }
   w->state = WORKER_CONNECTED;
   w->last_recv = g_get_monotonic_time ();
   self->start_failures = 0;
@@ -1015,6 +1077,7 @@ handle_hello (FiberDispatcher *self,
       w->state = WORKER_LEAVING;
       send_to (self, w, FIBER_MESSAGE_SHUTDOWN, g_variant_new ("()"));
     }
+  return TRUE;
 }
 
 static void
@@ -1075,6 +1138,11 @@ handle_result (FiberDispatcher *self,
   w->busy_mark = now;
 }
 
+static void handle_worker_message (FiberDispatcher  *self,
+                                   Worker           *w,
+                                   FiberMessageType  type,
+                                   GVariant         *body);
+
 static void
 handle_message (FiberDispatcher *self,
                 GBytes          *identity,
@@ -1095,12 +1163,21 @@ handle_message (FiberDispatcher *self,
   if (w == NULL)
     {
       if (type == FIBER_MESSAGE_HELLO && !self->terminating)
-        handle_hello (self, identity, body);
+        handle_hello (self, identity, NULL, body);
       else
         g_debug ("dropping a message from an unauthenticated peer");
       return;
     }
+  handle_worker_message (self, w, type, body);
+}
 
+/* A message from the connected worker @w. */
+static void
+handle_worker_message (FiberDispatcher  *self,
+                       Worker           *w,
+                       FiberMessageType  type,
+                       GVariant         *body)
+{
   w->last_recv = g_get_monotonic_time ();
 
   switch (type)
@@ -1171,6 +1248,113 @@ receive_messages (FiberDispatcher *self)
         }
       handle_message (self, identity, frame);
     }
+}
+
+/* Everything a local worker sent.  At the end of its connection the
+ * worker gets no more work; its job ending (seen on the job fd, or by the
+ * heartbeat check) settles what it held. */
+static void
+receive_from_stream (FiberDispatcher *self,
+                     Worker          *w)
+{
+  gboolean closed = _fiber_wire_stream_fill (w->stream) < 0;
+
+  while (w->stream != NULL)
+    {
+      g_autoptr(GBytes) frame = NULL;
+      g_autoptr(GVariant) body = NULL;
+      g_autoptr(GError) error = NULL;
+      FiberMessageType type;
+      gboolean broken = FALSE;
+
+      frame = _fiber_wire_stream_next_frame (w->stream, &broken);
+      if (frame == NULL)
+        {
+          closed = closed || broken;
+          break;
+        }
+      if (!_fiber_message_decode (frame, &type, &body, &error))
+        {
+          g_debug ("dropping a message from worker %s: %s", w->id, error->message);
+          continue;
+        }
+      handle_worker_message (self, w, type, body);
+    }
+
+  if (closed && w->stream != NULL)
+    {
+      g_debug ("worker %s closed its connection", w->id);
+      g_clear_pointer (&w->stream, _fiber_wire_stream_free);
+      if (w->state == WORKER_CONNECTED)
+        w->state = WORKER_LEAVING;
+      self->poll_dirty = TRUE;
+    }
+}
+
+static void
+accept_peers (FiberDispatcher *self)
+{
+  for (;;)
+    {
+      int fd = accept4 (self->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      Peer *peer;
+
+      if (fd < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          break;
+        }
+      if (self->terminating)
+        {
+          close (fd);
+          continue;
+        }
+      if (self->peers->len >= MAX_PEERS)
+        g_ptr_array_remove_index (self->peers, 0);
+      peer = g_new0 (Peer, 1);
+      peer->stream = _fiber_wire_stream_new (fd);
+      peer->since = g_get_monotonic_time ();
+      g_ptr_array_add (self->peers, peer);
+      self->poll_dirty = TRUE;
+    }
+}
+
+static void
+peer_free (Peer *peer)
+{
+  g_clear_pointer (&peer->stream, _fiber_wire_stream_free);
+  g_free (peer);
+}
+
+/* The first message of a local connection must be a valid HELLO; the
+ * connection is closed otherwise. */
+static void
+receive_from_peer (FiberDispatcher *self,
+                   Peer            *peer)
+{
+  g_autoptr(GBytes) frame = NULL;
+  g_autoptr(GVariant) body = NULL;
+  g_autoptr(GError) error = NULL;
+  FiberMessageType type;
+  gboolean closed = _fiber_wire_stream_fill (peer->stream) < 0;
+  gboolean broken = FALSE;
+
+  frame = _fiber_wire_stream_next_frame (peer->stream, &broken);
+  if (frame == NULL && !broken && !closed)
+    return;
+
+  if (frame == NULL)
+    g_debug ("dropping a local connection that ended before HELLO");
+  else if (!_fiber_message_decode (frame, &type, &body, &error))
+    g_debug ("dropping a local connection: %s", error->message);
+  else if (type != FIBER_MESSAGE_HELLO || self->terminating)
+    g_debug ("dropping a local connection that did not start with HELLO");
+  else if (handle_hello (self, NULL, peer->stream, body))
+    peer->stream = NULL;  /* the worker's now */
+
+  g_ptr_array_remove (self->peers, peer);
+  self->poll_dirty = TRUE;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1320,7 +1504,6 @@ interrupt_workers (FiberDispatcher *self)
 static void
 process_commands (FiberDispatcher *self)
 {
-
   Command *list = g_atomic_pointer_exchange (&self->commands, NULL);
   Command *reversed = NULL;
 
@@ -1367,6 +1550,13 @@ tick (FiberDispatcher *self,
 {
   gint64 interval = (gint64) self->heartbeat_ms * 1000;
   g_autoptr(GPtrArray) snapshot = g_ptr_array_copy (self->workers, NULL, NULL);
+
+  for (guint i = self->peers->len; i > 0; i--)
+    if (now - ((Peer *) g_ptr_array_index (self->peers, i - 1))->since > PEER_TIMEOUT_USEC)
+      {
+        g_ptr_array_remove_index (self->peers, i - 1);
+        self->poll_dirty = TRUE;
+      }
 
   /* Jobs without an fd to poll are refreshed here (this may free them). */
   for (guint i = 0; i < snapshot->len; i++)
@@ -1445,7 +1635,7 @@ check_finished (FiberDispatcher *self)
           Worker *w = g_ptr_array_index (self->workers, i);
 
           if ((w->state == WORKER_CONNECTED || w->state == WORKER_LEAVING) &&
-              !w->shutdown_sent && w->identity != NULL)
+              !w->shutdown_sent && (w->identity != NULL || w->stream != NULL))
             {
               w->shutdown_sent = TRUE;
               w->state = WORKER_LEAVING;
@@ -1465,8 +1655,11 @@ rebuild_pollitems (FiberDispatcher *self)
 
   g_array_set_size (self->pollitems, 0);
   g_ptr_array_set_size (self->poll_workers, 0);
+  g_ptr_array_set_size (self->poll_streams, 0);
+  g_ptr_array_set_size (self->poll_peers, 0);
 
   item.socket = self->router;
+  item.fd = self->listen_fd;
   item.events = ZMQ_POLLIN;
   g_array_append_val (self->pollitems, item);
 
@@ -1483,6 +1676,26 @@ rebuild_pollitems (FiberDispatcher *self)
       item.fd = w->fd;
       g_array_append_val (self->pollitems, item);
       g_ptr_array_add (self->poll_workers, w);
+    }
+  self->n_job_items = self->poll_workers->len;
+
+  for (guint i = 0; i < self->workers->len; i++)
+    {
+      Worker *w = g_ptr_array_index (self->workers, i);
+
+      if (w->stream == NULL)
+        continue;
+      item.fd = _fiber_wire_stream_get_fd (w->stream);
+      g_array_append_val (self->pollitems, item);
+      g_ptr_array_add (self->poll_streams, w);
+    }
+  for (guint i = 0; i < self->peers->len; i++)
+    {
+      Peer *peer = g_ptr_array_index (self->peers, i);
+
+      item.fd = _fiber_wire_stream_get_fd (peer->stream);
+      g_array_append_val (self->pollitems, item);
+      g_ptr_array_add (self->poll_peers, peer);
     }
   self->poll_dirty = FALSE;
 }
@@ -1531,6 +1744,13 @@ dispatcher_thread (gpointer data)
         timeout = MIN (timeout, 5);
 
       items = (zmq_pollitem_t *) (void *) self->pollitems->data;
+      for (guint i = 0; i < self->poll_streams->len; i++)
+        {
+          Worker *w = g_ptr_array_index (self->poll_streams, i);
+
+          items[2 + self->n_job_items + i].events =
+            ZMQ_POLLIN | (_fiber_wire_stream_wants_write (w->stream) ? ZMQ_POLLOUT : 0);
+        }
       rc = zmq_poll (items, (int) self->pollitems->len, timeout);
       if (rc < 0)
         {
@@ -1549,12 +1769,39 @@ dispatcher_thread (gpointer data)
       process_commands (self);
 
       if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
-        receive_messages (self);
+        {
+          if (self->router != NULL)
+            receive_messages (self);
+          else
+            accept_peers (self);
+        }
 
       if (rc > 0)
         {
+          guint first_stream = 2 + self->n_job_items;
+          guint first_peer = first_stream + self->poll_streams->len;
+
+          /* Workers are only freed below (job ended), peers only here. */
+          for (guint i = 0; i < self->poll_streams->len; i++)
+            {
+              Worker *w = g_ptr_array_index (self->poll_streams, i);
+              short revents = items[first_stream + i].revents;
+
+              if (w->stream != NULL && (revents & ZMQ_POLLOUT) &&
+                  !_fiber_wire_stream_flush (w->stream))
+                revents |= ZMQ_POLLERR;
+              if (w->stream != NULL && (revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
+                receive_from_stream (self, w);
+            }
           g_ptr_array_set_size (ended, 0);
-          for (guint i = 2; i < self->pollitems->len; i++)
+          for (guint i = first_peer; i < first_peer + self->poll_peers->len; i++)
+            if (items[i].revents != 0)
+              g_ptr_array_add (ended, g_ptr_array_index (self->poll_peers, i - first_peer));
+          for (guint i = 0; i < ended->len; i++)
+            receive_from_peer (self, g_ptr_array_index (ended, i));
+
+          g_ptr_array_set_size (ended, 0);
+          for (guint i = 2; i < first_stream; i++)
             if (items[i].revents != 0)
               g_ptr_array_add (ended, g_ptr_array_index (self->poll_workers, i - 2));
           for (guint i = 0; i < ended->len; i++)
@@ -1598,9 +1845,15 @@ dispatcher_thread (gpointer data)
   process_commands (self);
   begin_terminate (self);
 
-  zmq_close (self->router);
+  g_ptr_array_set_size (self->peers, 0);
+  if (self->listen_fd >= 0)
+    close (self->listen_fd);
+  self->listen_fd = -1;
+  if (self->router != NULL)
+    zmq_close (self->router);
   self->router = NULL;
-  zmq_ctx_term (self->zctx);
+  if (self->zctx != NULL)
+    zmq_ctx_term (self->zctx);
   self->zctx = NULL;
   if (self->socket_path != NULL)
     g_unlink (self->socket_path);
@@ -1619,6 +1872,42 @@ dispatcher_thread (gpointer data)
 /* ------------------------------------------------------------------ */
 /* Setup                                                               */
 
+/* Local workers connect to a unix stream socket in a private 0700
+ * directory (and still prove the authkey in their HELLO). */
+static gboolean
+bind_local (FiberDispatcher  *self,
+            GError          **error)
+{
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+
+  self->runtime_dir = g_dir_make_tmp ("fiber-pool-XXXXXX", error);
+  if (self->runtime_dir == NULL)
+    return FALSE;
+  self->socket_path = g_build_filename (self->runtime_dir, "pool.sock", NULL);
+  if (strlen (self->socket_path) >= sizeof addr.sun_path)
+    {
+      g_set_error (error, FIBER_ERROR, FIBER_ERROR_FAILED,
+                   "the socket path %s is too long (set TMPDIR to a shorter directory)",
+                   self->socket_path);
+      g_clear_pointer (&self->socket_path, g_free);
+      return FALSE;
+    }
+  strcpy (addr.sun_path, self->socket_path);
+  self->endpoint = g_strconcat (FIBER_WIRE_UNIX_PREFIX, self->socket_path, NULL);
+  self->listen_fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (self->listen_fd < 0 ||
+      bind (self->listen_fd, (struct sockaddr *) &addr, sizeof addr) != 0 ||
+      listen (self->listen_fd, SOMAXCONN) != 0)
+    {
+      int errsv = errno;
+
+      g_set_error (error, FIBER_ERROR, FIBER_ERROR_FAILED,
+                   "cannot listen on %s: %s", self->socket_path, g_strerror (errsv));
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static gboolean
 bind_endpoint (FiberDispatcher  *self,
                GError          **error)
@@ -1627,6 +1916,9 @@ bind_endpoint (FiberDispatcher  *self,
   size_t last_size = sizeof last;
   int zero = 0;
   int one = 1;
+
+  if (!self->remote)
+    return bind_local (self, error);
 
   self->zctx = zmq_ctx_new ();
   if (self->zctx == NULL)
@@ -1708,6 +2000,7 @@ _fiber_dispatcher_new (const FiberDispatcherConfig  *config,
   g_mutex_init (&self->lock);
   g_cond_init (&self->cond);
   self->wakefd = -1;
+  self->listen_fd = -1;
   self->backend = g_object_ref (config->backend);
   self->worker_argv = g_strdupv ((char **) config->worker_argv);
   if (config->task_modules != NULL && config->task_modules[0] != NULL)
@@ -1738,6 +2031,9 @@ _fiber_dispatcher_new (const FiberDispatcherConfig  *config,
   g_queue_init (&self->suspects);
   self->pollitems = g_array_new (FALSE, TRUE, sizeof (zmq_pollitem_t));
   self->poll_workers = g_ptr_array_new ();
+  self->poll_streams = g_ptr_array_new ();
+  self->poll_peers = g_ptr_array_new ();
+  self->peers = g_ptr_array_new_with_free_func ((GDestroyNotify) peer_free);
   self->poll_dirty = TRUE;
 
   if (!_fiber_auth_random_bytes (self->nonce, sizeof self->nonce, error))
@@ -1791,6 +2087,8 @@ dispatcher_free (FiberDispatcher *self)
     zmq_close (self->router);
   if (self->zctx != NULL)
     zmq_ctx_term (self->zctx);
+  if (self->listen_fd >= 0)
+    close (self->listen_fd);
   if (self->socket_path != NULL)
     g_unlink (self->socket_path);
   if (self->runtime_dir != NULL)
@@ -1805,6 +2103,9 @@ dispatcher_free (FiberDispatcher *self)
   g_queue_clear_full (&self->suspects, g_free);
   g_array_unref (self->pollitems);
   g_ptr_array_unref (self->poll_workers);
+  g_ptr_array_unref (self->poll_streams);
+  g_ptr_array_unref (self->poll_peers);
+  g_ptr_array_unref (self->peers);
   g_array_unref (self->pids);
   g_clear_pointer (&self->thread, g_thread_unref);
 

@@ -20,11 +20,14 @@
 #include "fiber-worker-private.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <gio/gio.h>
@@ -155,6 +158,231 @@ _fiber_wire_read_item_head (GVariant *item,
 }
 
 /* ------------------------------------------------------------------ */
+/* Unix stream transport (local workers)                               */
+
+struct _FiberWireStream
+{
+  int         fd;
+  GByteArray *in;
+  gsize       in_pos;      /* parsed bytes at the start of @in */
+  GByteArray *out;
+  gsize       out_pos;     /* written bytes at the start of @out */
+};
+
+#define STREAM_READ_CHUNK  (64 * 1024)
+#define STREAM_READ_LIMIT  (4 * 1024 * 1024)
+
+FiberWireStream *
+_fiber_wire_stream_new (int fd)
+{
+  FiberWireStream *stream = g_new0 (FiberWireStream, 1);
+  int flags = fcntl (fd, F_GETFL);
+
+  if (flags >= 0 && (flags & O_NONBLOCK) == 0)
+    fcntl (fd, F_SETFL, flags | O_NONBLOCK);
+  stream->fd = fd;
+  stream->in = g_byte_array_sized_new (STREAM_READ_CHUNK);
+  stream->out = g_byte_array_new ();
+  return stream;
+}
+
+void
+_fiber_wire_stream_free (FiberWireStream *stream)
+{
+  if (stream == NULL)
+    return;
+  if (stream->fd >= 0)
+    close (stream->fd);
+  g_byte_array_unref (stream->in);
+  g_byte_array_unref (stream->out);
+  g_free (stream);
+}
+
+int
+_fiber_wire_stream_get_fd (FiberWireStream *stream)
+{
+  return stream->fd;
+}
+
+gboolean
+_fiber_wire_stream_wants_write (FiberWireStream *stream)
+{
+  return stream->out_pos < stream->out->len;
+}
+
+gboolean
+_fiber_wire_stream_flush (FiberWireStream *stream)
+{
+  while (stream->out_pos < stream->out->len)
+    {
+      ssize_t n = send (stream->fd, stream->out->data + stream->out_pos,
+                        stream->out->len - stream->out_pos, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          return errno == EAGAIN || errno == EWOULDBLOCK;
+        }
+      stream->out_pos += (gsize) n;
+    }
+  g_byte_array_set_size (stream->out, 0);
+  stream->out_pos = 0;
+  return TRUE;
+}
+
+gboolean
+_fiber_wire_stream_send (FiberWireStream  *stream,
+                         FiberMessageType  type,
+                         GVariant         *body)
+{
+  g_autoptr(GBytes) frame = _fiber_message_encode (type, body);
+  gsize size;
+  const guint8 *data;
+  guint8 head[4];
+  gsize sent = 0;
+
+  if (frame == NULL)
+    return FALSE;
+  data = g_bytes_get_data (frame, &size);
+  if (size == 0 || size > FIBER_WIRE_MAX_FRAME)
+    return FALSE;
+  head[0] = (guint8) size;
+  head[1] = (guint8) (size >> 8);
+  head[2] = (guint8) (size >> 16);
+  head[3] = (guint8) (size >> 24);
+
+  if (!_fiber_wire_stream_wants_write (stream))
+    {
+      /* Usually the whole frame goes at once, without a copy. */
+      struct iovec iov[2] = {
+        { .iov_base = head, .iov_len = sizeof head },
+        { .iov_base = (void *) data, .iov_len = size },
+      };
+      struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2 };
+      ssize_t n;
+
+      do
+        n = sendmsg (stream->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      while (n < 0 && errno == EINTR);
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        return FALSE;
+      sent = n > 0 ? (gsize) n : 0;
+      if (sent == sizeof head + size)
+        return TRUE;
+    }
+
+  if (sent < sizeof head)
+    {
+      g_byte_array_append (stream->out, head + sent, (guint) (sizeof head - sent));
+      g_byte_array_append (stream->out, data, (guint) size);
+    }
+  else
+    g_byte_array_append (stream->out, data + (sent - sizeof head),
+                         (guint) (size - (sent - sizeof head)));
+  return _fiber_wire_stream_flush (stream);
+}
+
+gboolean
+_fiber_wire_stream_flush_blocking (FiberWireStream *stream,
+                                   int              timeout_msec)
+{
+  gint64 deadline = timeout_msec < 0 ? -1
+                    : g_get_monotonic_time () + (gint64) timeout_msec * 1000;
+
+  for (;;)
+    {
+      struct pollfd pfd = { .fd = stream->fd, .events = POLLOUT };
+      int wait_msec = -1;
+
+      if (!_fiber_wire_stream_flush (stream))
+        return FALSE;
+      if (!_fiber_wire_stream_wants_write (stream))
+        return TRUE;
+      if (deadline >= 0)
+        {
+          gint64 left = deadline - g_get_monotonic_time ();
+
+          if (left <= 0)
+            return FALSE;
+          wait_msec = (int) (left / 1000) + 1;
+        }
+      if (poll (&pfd, 1, wait_msec) < 0 && errno != EINTR)
+        return FALSE;
+    }
+}
+
+int
+_fiber_wire_stream_fill (FiberWireStream *stream)
+{
+  gsize total = 0;
+
+  if (stream->in_pos > 0 && stream->in_pos == stream->in->len)
+    {
+      g_byte_array_set_size (stream->in, 0);
+      stream->in_pos = 0;
+    }
+  else if (stream->in_pos > STREAM_READ_CHUNK && stream->in_pos * 2 > stream->in->len)
+    {
+      g_byte_array_remove_range (stream->in, 0, (guint) stream->in_pos);
+      stream->in_pos = 0;
+    }
+
+  while (total < STREAM_READ_LIMIT)
+    {
+      guint len = stream->in->len;
+      ssize_t n;
+
+      g_byte_array_set_size (stream->in, len + STREAM_READ_CHUNK);
+      n = read (stream->fd, stream->in->data + len, STREAM_READ_CHUNK);
+      g_byte_array_set_size (stream->in, len + (guint) MAX (n, 0));
+      if (n > 0)
+        {
+          total += (gsize) n;
+          if (n < STREAM_READ_CHUNK)
+            break;
+          continue;
+        }
+      if (n == 0)
+        return total > 0 ? 1 : -1;
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        break;
+      return total > 0 ? 1 : -1;
+    }
+  return total > 0 ? 1 : 0;
+}
+
+GBytes *
+_fiber_wire_stream_next_frame (FiberWireStream *stream,
+                               gboolean        *broken)
+{
+  const guint8 *head = stream->in->data + stream->in_pos;
+  gsize avail = stream->in->len - stream->in_pos;
+  guint32 size;
+  guint8 *buffer;
+
+  *broken = FALSE;
+  if (avail < 4)
+    return NULL;
+  size = (guint32) head[0] | (guint32) head[1] << 8 | (guint32) head[2] << 16 |
+         (guint32) head[3] << 24;
+  if (size == 0 || size > FIBER_WIRE_MAX_FRAME)
+    {
+      *broken = TRUE;
+      return NULL;
+    }
+  if (avail - 4 < size)
+    return NULL;
+  /* As _fiber_wire_recv_frame(): the body lands on an 8-byte boundary. */
+  buffer = g_malloc (size + 7);
+  memcpy (buffer + 7, head + 4, size);
+  stream->in_pos += 4 + (gsize) size;
+  return g_bytes_new_with_free_func (buffer + 7, size, g_free, buffer);
+}
+
+/* ------------------------------------------------------------------ */
 /* The worker                                                          */
 
 typedef struct
@@ -176,6 +404,8 @@ typedef struct
 
   void          *zctx;
   void          *dealer;
+  FiberWireStream *stream;         /* instead of @dealer for local pools */
+  gboolean       master_gone;      /* the stream ended */
   int            wakefd;           /* main → watchdog: give the socket back */
 
   /* the socket and what travels through it: held by one thread at a time */
@@ -235,7 +465,64 @@ worker_send (Worker           *self,
              GVariant         *body)
 {
   self->last_send = g_get_monotonic_time ();
+  if (self->stream != NULL)
+    {
+      if (_fiber_wire_stream_send (self->stream, type, body) &&
+          _fiber_wire_stream_flush_blocking (self->stream, -1))
+        return TRUE;
+      self->master_gone = TRUE;
+      return FALSE;
+    }
   return _fiber_wire_send_message (self->dealer, type, body, 0);
+}
+
+/* The next message frame from the master, or NULL when none is waiting. */
+static GBytes *
+worker_recv_frame (Worker *self)
+{
+  gboolean more = FALSE;
+  GBytes *frame;
+
+  if (self->stream == NULL)
+    {
+      frame = _fiber_wire_recv_frame (self->dealer, ZMQ_DONTWAIT, &more);
+      if (frame != NULL && more)
+        _fiber_wire_drain (self->dealer);
+      return frame;
+    }
+
+  for (;;)
+    {
+      gboolean broken = FALSE;
+      int r;
+
+      frame = _fiber_wire_stream_next_frame (self->stream, &broken);
+      if (frame != NULL)
+        return frame;
+      if (broken)
+        {
+          self->master_gone = TRUE;
+          return NULL;
+        }
+      r = _fiber_wire_stream_fill (self->stream);
+      if (r < 0)
+        self->master_gone = TRUE;
+      if (r <= 0)
+        return NULL;
+    }
+}
+
+/* What to poll for messages from the master. */
+static zmq_pollitem_t
+worker_pollitem (Worker *self)
+{
+  zmq_pollitem_t item = { .events = ZMQ_POLLIN };
+
+  if (self->stream != NULL)
+    item.fd = _fiber_wire_stream_get_fd (self->stream);
+  else
+    item.socket = self->dealer;
+  return item;
 }
 
 static void
@@ -274,13 +561,10 @@ handle_incoming (Worker *self)
       g_autoptr(GVariant) body = NULL;
       g_autoptr(GError) error = NULL;
       FiberMessageType type;
-      gboolean more = FALSE;
 
-      frame = _fiber_wire_recv_frame (self->dealer, ZMQ_DONTWAIT, &more);
+      frame = worker_recv_frame (self);
       if (frame == NULL)
         return;
-      if (more)
-        _fiber_wire_drain (self->dealer);
       self->last_recv = g_get_monotonic_time ();
 
       if (!_fiber_message_decode (frame, &type, &body, &error))
@@ -342,7 +626,7 @@ watchdog_hold_socket (Worker  *self,
                       guint64  serial)
 {
   zmq_pollitem_t items[3] = {
-    { .socket = self->dealer, .events = ZMQ_POLLIN },
+    worker_pollitem (self),
     { .fd = self->wakefd, .events = ZMQ_POLLIN },
     { .fd = sigint_fd, .events = ZMQ_POLLIN },
   };
@@ -386,7 +670,8 @@ watchdog_hold_socket (Worker  *self,
       if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
         handle_incoming (self);
 
-      if (master_is_silent (self, g_get_monotonic_time ()) || self->rejected)
+      if (master_is_silent (self, g_get_monotonic_time ()) || self->rejected ||
+          self->master_gone)
         {
           /* The task may run forever: leave without it. */
           g_printerr ("fiber worker: the pool stopped answering; exiting\n");
@@ -566,7 +851,7 @@ run_next_item (Worker *self)
 static gboolean
 wait_for_master (Worker *self)
 {
-  zmq_pollitem_t item = { .socket = self->dealer, .events = ZMQ_POLLIN };
+  zmq_pollitem_t item = worker_pollitem (self);
   gint64 now = g_get_monotonic_time ();
   gint64 wait = heartbeat_usec (self) - (now - self->last_send);
   int rc;
@@ -580,6 +865,8 @@ wait_for_master (Worker *self)
   if (rc < 0 && errno != EINTR)
     return FALSE;
   handle_incoming (self);
+  if (self->master_gone)
+    return FALSE;
   if (master_is_silent (self, g_get_monotonic_time ()))
     {
       g_printerr ("fiber worker: the pool stopped answering; exiting\n");
@@ -593,7 +880,7 @@ serve (Worker *self)
 {
   for (;;)
     {
-      if (self->rejected)
+      if (self->rejected || self->master_gone)
         return 1;
 
       if (run_next_item (self))
@@ -654,7 +941,7 @@ handshake (Worker  *self,
 
   for (;;)
     {
-      zmq_pollitem_t item = { .socket = self->dealer, .events = ZMQ_POLLIN };
+      zmq_pollitem_t item = worker_pollitem (self);
       g_autoptr(GBytes) frame = NULL;
       g_autoptr(GVariant) body = NULL;
       g_autoptr(GError) local_error = NULL;
@@ -667,11 +954,18 @@ handshake (Worker  *self,
                        "no answer from the pool at %s", self->endpoint);
           return FALSE;
         }
-      if (zmq_poll (&item, 1, (long) (left / 1000) + 1) <= 0)
-        continue;
-      frame = _fiber_wire_recv_frame (self->dealer, ZMQ_DONTWAIT, NULL);
+      frame = worker_recv_frame (self);
+      if (frame == NULL && self->master_gone)
+        {
+          g_set_error (error, FIBER_ERROR, FIBER_ERROR_FAILED,
+                       "the pool at %s closed the connection", self->endpoint);
+          return FALSE;
+        }
       if (frame == NULL)
-        continue;
+        {
+          zmq_poll (&item, 1, (long) (left / 1000) + 1);
+          continue;
+        }
       if (!_fiber_message_decode (frame, &type, &body, &local_error))
         {
           g_propagate_error (error, g_steal_pointer (&local_error));
@@ -714,13 +1008,52 @@ take_env (const char *name)
   return value;
 }
 
+/* Connects the ZeroMQ DEALER (tcp, with CURVE when the master has a key). */
+static gboolean
+worker_connect_zmq (Worker  *self,
+                    GError **error)
+{
+  int linger = EXIT_LINGER_MSEC;
+
+  self->zctx = zmq_ctx_new ();
+  self->dealer = zmq_socket (self->zctx, ZMQ_DEALER);
+  zmq_setsockopt (self->dealer, ZMQ_LINGER, &linger, sizeof linger);
+  if (self->curve_serverkey != NULL && *self->curve_serverkey != '\0')
+    {
+      char *public_key = NULL;
+      char *secret_key = NULL;
+
+      if (!_fiber_auth_z85_key_is_valid (self->curve_serverkey))
+        {
+          g_set_error_literal (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
+                               FIBER_ENV_CURVE_SERVERKEY " is not a CURVE key");
+          return FALSE;
+        }
+      if (!_fiber_auth_curve_keypair (&public_key, &secret_key, error))
+        return FALSE;
+      zmq_setsockopt (self->dealer, ZMQ_CURVE_SERVERKEY, self->curve_serverkey,
+                      strlen (self->curve_serverkey));
+      zmq_setsockopt (self->dealer, ZMQ_CURVE_PUBLICKEY, public_key, strlen (public_key));
+      zmq_setsockopt (self->dealer, ZMQ_CURVE_SECRETKEY, secret_key, strlen (secret_key));
+      g_free (public_key);
+      _fiber_auth_free_secret (secret_key);
+    }
+  if (zmq_connect (self->dealer, self->endpoint) != 0)
+    {
+      g_set_error (error, FIBER_ERROR, FIBER_ERROR_FAILED,
+                   "cannot connect to %s: %s", self->endpoint, zmq_strerror (errno));
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
 static gboolean
 worker_setup (Worker  *self,
               GError **error)
 {
   g_autofree char *nonce_hex = NULL;
   g_autofree char *modules = NULL;
-  int linger = EXIT_LINGER_MSEC;
 
   /* Consume the role so that children of this worker start afresh. */
   self->endpoint = take_env (FIBER_ENV_WORKER_ENDPOINT);
@@ -755,35 +1088,34 @@ worker_setup (Worker  *self,
         return FALSE;
     }
 
-  self->zctx = zmq_ctx_new ();
-  self->dealer = zmq_socket (self->zctx, ZMQ_DEALER);
-  zmq_setsockopt (self->dealer, ZMQ_LINGER, &linger, sizeof linger);
-  if (self->curve_serverkey != NULL && *self->curve_serverkey != '\0')
+  if (g_str_has_prefix (self->endpoint, FIBER_WIRE_UNIX_PREFIX))
     {
-      char *public_key = NULL;
-      char *secret_key = NULL;
+      const char *path = self->endpoint + strlen (FIBER_WIRE_UNIX_PREFIX);
+      struct sockaddr_un addr = { .sun_family = AF_UNIX };
+      int fd;
 
-      if (!_fiber_auth_z85_key_is_valid (self->curve_serverkey))
+      if (strlen (path) >= sizeof addr.sun_path)
         {
-          g_set_error_literal (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
-                               FIBER_ENV_CURVE_SERVERKEY " is not a CURVE key");
+          g_set_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
+                       "socket path too long: %s", path);
           return FALSE;
         }
-      if (!_fiber_auth_curve_keypair (&public_key, &secret_key, error))
-        return FALSE;
-      zmq_setsockopt (self->dealer, ZMQ_CURVE_SERVERKEY, self->curve_serverkey,
-                      strlen (self->curve_serverkey));
-      zmq_setsockopt (self->dealer, ZMQ_CURVE_PUBLICKEY, public_key, strlen (public_key));
-      zmq_setsockopt (self->dealer, ZMQ_CURVE_SECRETKEY, secret_key, strlen (secret_key));
-      g_free (public_key);
-      _fiber_auth_free_secret (secret_key);
+      strcpy (addr.sun_path, path);
+      fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0 || connect (fd, (struct sockaddr *) &addr, sizeof addr) != 0)
+        {
+          int errsv = errno;
+
+          if (fd >= 0)
+            close (fd);
+          g_set_error (error, FIBER_ERROR, FIBER_ERROR_FAILED,
+                       "cannot connect to %s: %s", self->endpoint, g_strerror (errsv));
+          return FALSE;
+        }
+      self->stream = _fiber_wire_stream_new (fd);
     }
-  if (zmq_connect (self->dealer, self->endpoint) != 0)
-    {
-      g_set_error (error, FIBER_ERROR, FIBER_ERROR_FAILED,
-                   "cannot connect to %s: %s", self->endpoint, zmq_strerror (errno));
-      return FALSE;
-    }
+  else if (!worker_connect_zmq (self, error))
+    return FALSE;
 
   self->wakefd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
   sigint_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -810,6 +1142,12 @@ worker_teardown (Worker *self)
       g_mutex_unlock (&self->state_lock);
       r = write (sigint_fd, &one, sizeof one);
       g_thread_join (g_steal_pointer (&self->watchdog));
+    }
+  if (self->stream != NULL)
+    {
+      /* Like the DEALER's linger: queued results may still leave. */
+      _fiber_wire_stream_flush_blocking (self->stream, EXIT_LINGER_MSEC);
+      g_clear_pointer (&self->stream, _fiber_wire_stream_free);
     }
   if (self->dealer != NULL)
     zmq_close (self->dealer);
