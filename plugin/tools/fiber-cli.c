@@ -388,6 +388,7 @@ typedef struct
   char      *jobs_str;
   char      *chunksize_str;
   char      *task;
+  char      *backend;
   gboolean   progress;
   gboolean   no_progress;
   char     **rest;
@@ -401,6 +402,7 @@ map_options_clear (MapOptions *o)
   g_free (o->jobs_str);
   g_free (o->chunksize_str);
   g_free (o->task);
+  g_free (o->backend);
   g_strfreev (o->rest);
 }
 
@@ -590,6 +592,25 @@ stop_pool (FiberPool *pool,
     }
 }
 
+/* The pool of `--backend NAME`: the remote pool type (unless -t names
+ * another process pool type) whose workers are jobs of that backend, with
+ * the backend's settings (slurm-*, kubernetes-*). */
+static FiberPool *
+pool_with_backend (MapOptions  *opts,
+                   guint        jobs,
+                   GError     **error)
+{
+  g_autoptr(JsonObject) config = json_object_new ();
+  JsonObject *backend = json_object_new ();
+
+  json_object_set_string_member (config, "pool_type",
+                                 opts->pool_type != NULL ? opts->pool_type : "remote");
+  json_object_set_int_member (config, "processes", jobs);
+  json_object_set_string_member (backend, "name", opts->backend);
+  json_object_set_object_member (config, "backend", backend);
+  return fiber_pool_new_from_config (config, error);
+}
+
 static int
 cmd_map (int    argc,
          char **argv)
@@ -611,6 +632,9 @@ cmd_map (int    argc,
     { "task", 0, 0, G_OPTION_ARG_STRING, &opts.task,
       "Map the registered task NAME over GVariant texts, one per line, "
       "instead of running a command", "NAME" },
+    { "backend", 0, 0, G_OPTION_ARG_STRING, &opts.backend,
+      "Job backend of the workers: slurm or kubernetes, configured by the "
+      "slurm-*/kubernetes-* settings (implies -t remote)", "NAME" },
     { "progress", 0, 0, G_OPTION_ARG_NONE, &opts.progress,
       "Show the progress bar even when standard error is not a terminal", NULL },
     { "no-progress", 0, 0, G_OPTION_ARG_NONE, &opts.no_progress,
@@ -646,6 +670,7 @@ cmd_map (int    argc,
     "of the failed lines is printed last), 2 for bad usage or input.\n\n"
     "Examples:\n"
     "  ls *.txt | fiber map -j 4 -- gzip -k {}\n"
+    "  ls *.txt | fiber map -t remote --backend slurm -j 8 -- gzip -k {}\n"
     "  seq 10 | sed 's/.*/(&,)/' | fiber map --task fiber.echo\n"
     "  ls *.txt | fiber map --config thread.json -- wc -l {}");
   g_option_context_add_main_entries (context, entries, NULL);
@@ -666,6 +691,12 @@ cmd_map (int    argc,
       return EXIT_USAGE;
     }
 
+  if (opts.config != NULL && opts.backend != NULL)
+    {
+      g_printerr ("fiber map: --config names the backend (its \"backend\" key); "
+                  "it cannot be combined with --backend\n");
+      return EXIT_USAGE;
+    }
   if (opts.config != NULL && (opts.pool_type != NULL || opts.jobs_str != NULL))
     {
       g_printerr ("fiber map: --config gives the pool type and the number of workers; "
@@ -751,6 +782,11 @@ cmd_map (int    argc,
 
   if (opts.config != NULL)
     pool = fiber_pool_new_from_config_file (opts.config, &error);
+  else
+    if (opts.config != NULL)
+    pool = fiber_pool_new_from_config_file (opts.config, &error);
+  else if (opts.backend != NULL)
+    pool = pool_with_backend (&opts, jobs, &error);
   else
     pool = fiber_pool_new (opts.pool_type, jobs, &error);
   if (pool == NULL)

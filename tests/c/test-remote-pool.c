@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <glib/gstdio.h>
 #include <zmq.h>
 
 #include <fiber.h>
@@ -837,6 +838,77 @@ test_refuse_peers (void)
   fiber_test_assert_no_leaks (2000);
 }
 
+/* `fiber map -t remote --backend slurm`: the CLI's pool runs the command
+ * lines in Slurm jobs, configured by the settings (a keyfile here). */
+static void
+test_cli (void)
+{
+  g_autofree char *config_home = NULL;
+  g_autofree char *settings_dir = NULL;
+  g_autofree char *keyfile = NULL;
+  g_autofree char *contents = NULL;
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_auto(GStrv) envp = g_get_environ ();
+  g_auto(GStrv) lines = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GSubprocess) process = NULL;
+  const char *cli = g_getenv ("FIBER_CLI");
+  const char *argv[] = {
+    cli, "map", "-t", "remote", "--backend", "slurm", "-j", "2", "--",
+    "sh", "-c", "echo \"$SLURM_JOB_ID:$0\"", "{}", NULL
+  };
+
+  if (skip_without_slurm ())
+    return;
+  g_assert_nonnull (cli);
+
+  config_home = g_dir_make_tmp ("fiber-cli-XXXXXX", &error);
+  g_assert_no_error (error);
+  settings_dir = g_build_filename (config_home, "glib-2.0", "settings", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (settings_dir, 0700), ==, 0);
+  keyfile = g_build_filename (settings_dir, "keyfile", NULL);
+  contents = g_strdup_printf ("[org/fiberglib/Fiber]\nslurm-socket='%s'\n",
+                              g_getenv ("FIBER_SLURM_SOCKET"));
+  g_assert_true (g_file_set_contents (keyfile, contents, -1, &error));
+  envp = g_environ_setenv (envp, "GSETTINGS_BACKEND", "keyfile", TRUE);
+  envp = g_environ_setenv (envp, "XDG_CONFIG_HOME", config_home, TRUE);
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE |
+                                        G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                        G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  g_subprocess_launcher_set_environ (launcher, envp);
+  process = g_subprocess_launcher_spawnv (launcher, argv, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_communicate_utf8 (process, "1\n2\n3\n", NULL, &out, &err, &error));
+  g_assert_no_error (error);
+  if (g_subprocess_get_exit_status (process) != 0)
+    g_test_message ("fiber map said: %s", err);
+  g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
+
+  lines = g_strsplit (g_strstrip (out), "\n", -1);
+  g_assert_cmpuint (g_strv_length (lines), ==, 3);
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autofree char *suffix = g_strdup_printf (":%u", i + 1);
+      guint64 job = 0;
+      g_auto(GStrv) parts = g_strsplit (lines[i], ":", 2);
+
+      g_assert_true (g_str_has_suffix (lines[i], suffix));
+      /* Each line ran in a Slurm job. */
+      g_assert_true (g_ascii_string_to_unsigned (parts[0], 10, 1, G_MAXINT64, &job, NULL));
+    }
+
+  g_unlink (keyfile);
+  g_rmdir (settings_dir);
+  *strrchr (settings_dir, '/') = '\0';
+  g_rmdir (settings_dir);
+  g_rmdir (config_home);
+  assert_queue_empty ();
+  fiber_test_assert_no_leaks (2000);
+}
+
 /* Runs this program again under scripts/slurm-cluster.sh run, which
  * provides the cluster and stops it afterwards.  Returns only on failure. */
 static void
@@ -910,6 +982,7 @@ main (int    argc,
   g_test_add_func ("/remote-pool/jwt-config", test_jwt_config);
   g_test_add_func ("/remote-pool/daemon-stopped", test_daemon_stopped);
   g_test_add_func ("/remote-pool/refuse-peers", test_refuse_peers);
+  g_test_add_func ("/remote-pool/cli", test_cli);
 
   ret = g_test_run ();
   fiber_test_cleanup_environment ();
