@@ -3,6 +3,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 //
 //   import Fiber from 'gi://Fiber?version=1.0';
+import System from 'system';
 //   import * as FiberJS from '<datadir>/fiber-1.0/js/fiber.js';
 //
 //   const pool = FiberJS.newPool('process', 2, {modules: [import.meta.url]});
@@ -76,6 +77,23 @@ export function workerCommand(modules = []) {
     const gjs = GLib.find_program_in_path('gjs') ?? 'gjs';
     const path = Gio.File.new_for_uri(workerUrl).get_path();
     return [gjs, '-m', path, ...modules.map(m => String(m))];
+}
+
+/**
+ * Whether the module of @meta is the program's main module (`gjs -m it`).
+ * A module that exports JS tasks and also starts pools must guard its main
+ * code with this: GJS workers import the module too.
+ *
+ *   if (FiberJS.isMainModule(import.meta))
+ *       main();
+ *
+ * @param {object} meta the `import.meta` of the module
+ * @returns {boolean}
+ */
+export function isMainModule(meta) {
+    const path = System.programPath;
+    return path !== null && path !== undefined &&
+        Gio.File.new_for_uri(meta.url).equal(Gio.File.new_for_path(path));
 }
 
 let initialized = false;

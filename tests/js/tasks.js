@@ -5,6 +5,15 @@
 import GLib from 'gi://GLib';
 import Gio from 'gi://Gio';
 
+import * as FiberJS from '../../gir/js/fiber.js';
+
+const importedAsMain = FiberJS.isMainModule(import.meta);
+
+/** @returns {boolean} whether this module was the main module where it runs */
+export function wasMain() {
+    return importedAsMain;
+}
+
 /** @returns {number} a + b */
 export function add(a, b) {
     return a + b;

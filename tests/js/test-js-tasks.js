@@ -51,6 +51,8 @@ for (const type of ['process', 'ndprocess']) {
             const pids = await FiberJS.map(pool, TASKS, 'pid', [...Array(20).keys()], 1);
             assert.ok(pids.every(pid => pid > 0 && pid !== SELF), 'worker pids');
             assert.equal(await FiberJS.call(pool, TASKS, 'later', 41), 42, 'async function');
+            assert.equal(await FiberJS.call(pool, TASKS, 'wasMain'), false,
+                'isMainModule() in a worker');
             assert.deepEqual(await FiberJS.map(pool, TASKS, 'later', [1, 2, 3]), [2, 3, 4],
                 'map of an async function');
         }));
@@ -144,5 +146,10 @@ for (const type of ['thread', 'coroutine']) {
         assert.ok(!called, 'the JS function was not called on the pool thread');
     }));
 }
+
+test('isMainModule()', () => {
+    assert.ok(FiberJS.isMainModule(import.meta), 'this test program');
+    assert.ok(!FiberJS.isMainModule({url: TASKS}), 'an imported module');
+});
 
 run();
