@@ -153,7 +153,8 @@ export function descendants() {
     return found;
 }
 
-function listDir(path) {
+/** The names of the entries of the directory @path. */
+export function listDir(path) {
     const names = [];
     const enumerator = Gio.File.new_for_path(path).enumerate_children('standard::name',
         Gio.FileQueryInfoFlags.NOFOLLOW_SYMLINKS, null);

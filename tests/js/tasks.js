@@ -54,6 +54,30 @@ export function pauseThenPid(seconds) {
     return pid();
 }
 
+/**
+ * Creates a file named after this process in @dir, then waits until @n
+ * files exist there (all @n tasks run at the same time) and returns the
+ * pid; throws after @timeoutSeconds.
+ */
+export function barrier(dir, n, timeoutSeconds = 30) {
+    const me = pid();
+    GLib.file_set_contents(GLib.build_filenamev([dir, `${me}`]), '');
+    const deadline = GLib.get_monotonic_time() + timeoutSeconds * 1e6;
+    for (;;) {
+        const enumerator = Gio.File.new_for_path(dir).enumerate_children('standard::name',
+            Gio.FileQueryInfoFlags.NOFOLLOW_SYMLINKS, null);
+        let count = 0;
+        while (enumerator.next_file(null) !== null)
+            count++;
+        enumerator.close(null);
+        if (count >= n)
+            return me;
+        if (GLib.get_monotonic_time() > deadline)
+            throw new Error(`barrier: ${count} of ${n} tasks started`);
+        GLib.usleep(10000);
+    }
+}
+
 /** Returns null: the target of a process that exits with 0. */
 export function nothing() {
     return null;

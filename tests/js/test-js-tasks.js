@@ -6,7 +6,7 @@
 // the in-process pools they run on this thread, from the main context,
 // because GJS runs JavaScript only there.
 
-import {test, assert, run} from './harness.js';
+import {test, assert, run, listDir} from './harness.js';
 
 import GLib from 'gi://GLib';
 import Gio from 'gi://Gio';
@@ -84,12 +84,21 @@ for (const type of ['process', 'ndprocess']) {
     });
 }
 
-test('process: two workers run two JS tasks at once', () =>
-    withPool('process', 2, {modules: [TASKS]}, async pool => {
-        // With chunksize 1 no item waits behind a busy worker: the two
-        // 1-second tasks run in the two workers, seen as two pids.
-        const pids = await FiberJS.map(pool, TASKS, 'pauseThenPid', [1, 1], 1);
-        assert.equal(new Set(pids).size, 2, `two worker pids (${pids})`);
+test('process: three workers run three JS tasks at once', () =>
+    withPool('process', 3, {modules: [TASKS]}, async pool => {
+        // With chunksize 1 no item waits behind a busy worker: each task
+        // waits until all three have started, in three workers.
+        const dir = GLib.build_filenamev([GLib.getenv('TMPDIR'), 'barrier']);
+        GLib.mkdir_with_parents(dir, 0o700);
+        try {
+            const pids = await FiberJS.starmap(pool, TASKS, 'barrier',
+                [[dir, 3], [dir, 3], [dir, 3]], 1);
+            assert.equal(new Set(pids).size, 3, `three worker pids (${pids})`);
+        } finally {
+            for (const name of listDir(dir))
+                GLib.unlink(GLib.build_filenamev([dir, name]));
+            GLib.rmdir(dir);
+        }
     }));
 
 test('process: terminate while a JS task runs rejects it with CLOSED', async () => {

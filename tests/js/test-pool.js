@@ -2,7 +2,7 @@
 //
 // SPDX-License-Identifier: LGPL-2.1-or-later
 
-import {test, assert, run, tmpEntries} from './harness.js';
+import {test, assert, run, sleep, tmpEntries} from './harness.js';
 
 import GLib from 'gi://GLib';
 import Fiber from 'gi://Fiber?version=1.0';
@@ -94,6 +94,25 @@ for (const type of TYPES) {
         await assert.rejects(pool.apply_async('no.such.task', null, null),
             {domain: FIBER_ERROR, code: Fiber.Error.UNKNOWN_TASK, message: /no\.such\.task/});
     }));
+
+    test(`${type}: interrupt fails the running task, the pool stays usable`,
+        () => withPool(type, 1, async pool => {
+            const running = pool.apply_async('fiber.sleep', new GLib.Variant('(d)', [30]), null);
+            // interrupt() affects the tasks running at that moment: repeat
+            // it until the task (once started, under any load) fails.
+            let settled = false;
+            const outcome = assert.rejects(running,
+                {domain: FIBER_ERROR, code: Fiber.Error.INTERRUPTED}).finally(() => {
+                settled = true;
+            });
+            while (!settled) {
+                await sleep(100);
+                pool.interrupt();
+            }
+            await outcome;
+            const after = await pool.apply_async('fiber.echo', new GLib.Variant('(i)', [5]), null);
+            assert.deepEqual(after.deepUnpack(), [5], 'after interrupt');
+        }));
 
     test(`${type}: close, then new work fails with CLOSED; join`, async () => {
         const pool = FiberJS.newPool(type, 2);
