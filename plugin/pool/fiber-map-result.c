@@ -129,12 +129,13 @@ _fiber_map_result_new (gpointer             source_object,
 static GVariant *
 build_collected_locked (FiberMapResult *self)
 {
-  GVariantBuilder builder;
+  g_autofree GVariant **boxed = g_new (GVariant *, MAX (self->n_items, 1));
 
-  g_variant_builder_init (&builder, G_VARIANT_TYPE ("av"));
+  /* not through a GVariantBuilder: its format-string path cost about a
+   * third of a noop map's run time */
   for (guint i = 0; i < self->n_items; i++)
-    g_variant_builder_add (&builder, "v", self->values[i]);
-  return g_variant_builder_end (&builder);
+    boxed[i] = g_variant_new_variant (self->values[i]);
+  return g_variant_new_array (G_VARIANT_TYPE_VARIANT, boxed, self->n_items);
 }
 
 gboolean
