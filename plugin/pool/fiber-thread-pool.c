@@ -38,8 +38,16 @@ typedef struct
   guint       start;
   guint       end;
   GList       link;      /* in FiberThreadPool.active */
-  GList       pending_link;  /* in FiberThreadPool.pending until a runner takes it */
 } Chunk;
+
+/* The part of a batch no runner has taken yet: items [next, end). */
+typedef struct
+{
+  FiberBatch *batch;
+  guint       next;
+  guint       end;
+  GList       link;      /* in FiberThreadPool.pending */
+} Pending;
 
 struct _FiberThreadPool
 {
@@ -48,10 +56,11 @@ struct _FiberThreadPool
   GThreadPool  *threads;
 
   GMutex        lock;
-  GCond         cond;          /* signalled when `active` becomes empty */
-  GQueue        active;        /* Chunk: queued or running */
-  GQueue        pending;       /* Chunk: queued */
-  int           n_pending;     /* atomic mirror of pending.length, for spinning runners */
+  GCond         cond;          /* signalled when `active` and `pending` become empty */
+  GQueue        active;        /* Chunk: running */
+  GQueue        pending;       /* Pending: not taken yet */
+  guint64       n_pending_chunks; /* chunks left in `pending` */
+  int           n_pending;     /* atomic mirror of pending.length, for lingering runners */
   guint         n_runners;     /* runners pushed to `threads` and not returned */
   guint         n_busy;        /* runners running a chunk */
   GCancellable *cancellable;   /* of the tasks starting now */
@@ -134,18 +143,16 @@ ensure_initialized (FiberThreadPool *self)
   return error;
 }
 
+/* Runs the items of @chunk on this thread.  @cancellable and @generation
+ * cache the pool's current cancellable across the chunks of one runner. */
 static void
-run_chunk (gpointer data,
-           gpointer user_data)
+run_chunk (FiberThreadPool  *self,
+           Chunk            *chunk,
+           GCancellable    **cancellable,
+           int              *generation)
 {
-  Chunk *chunk = data;
-  FiberThreadPool *self = user_data;
   FiberBatch *batch = chunk->batch;
-  g_autoptr(GCancellable) cancellable = NULL;
   g_autoptr(GError) init_error = NULL;
-  int generation = -1;
-
-  g_private_set (&current_pool, self);
 
   if (!g_atomic_int_get (&self->terminated))
     init_error = ensure_initialized (self);
@@ -165,30 +172,59 @@ run_chunk (gpointer data,
 
       /* A task sees the cancellable current when it starts: interrupt()
        * cancels running tasks, not the ones after them. */
-      if (g_atomic_int_get (&self->generation) != generation)
+      if (g_atomic_int_get (&self->generation) != *generation)
         {
           g_mutex_lock (&self->lock);
-          g_set_object (&cancellable, self->cancellable);
-          generation = self->generation;
+          g_set_object (cancellable, self->cancellable);
+          *generation = self->generation;
           g_mutex_unlock (&self->lock);
         }
 
-      value = fiber_batch_invoke (batch, i, cancellable, &error);
+      value = fiber_batch_invoke (batch, i, *cancellable, &error);
       if (value == NULL)
-        error = item_error (error, cancellable);
+        error = item_error (error, *cancellable);
       _fiber_batch_complete_item_take (batch, i, value, error);
     }
+}
 
-  g_private_set (&current_pool, NULL);
+/* Under the lock: carves the next chunk off the first pending batch into
+ * @reuse (or a new Chunk) and makes it active; NULL (and @reuse freed)
+ * when nothing is pending.  Chunks are made here, by the runners, so that
+ * submitting a map of N items costs O(1) and not N allocations. */
+static Chunk *
+take_chunk_locked (FiberThreadPool *self,
+                   Chunk           *reuse)
+{
+  Pending *pending;
+  Chunk *chunk;
 
-  g_mutex_lock (&self->lock);
-  g_queue_unlink (&self->active, &chunk->link);
-  if (self->active.length == 0)
-    g_cond_broadcast (&self->cond);
-  g_mutex_unlock (&self->lock);
+  if (self->pending.head == NULL)
+    {
+      g_free (reuse);
+      return NULL;
+    }
 
-  fiber_batch_unref (batch);
-  g_free (chunk);
+  pending = self->pending.head->data;
+  chunk = reuse != NULL ? reuse : g_new0 (Chunk, 1);
+  chunk->start = pending->next;
+  chunk->end = pending->next + MIN (MAX (fiber_batch_get_chunksize (pending->batch), 1),
+                                    pending->end - pending->next);
+  chunk->link.data = chunk;
+  pending->next = chunk->end;
+  if (pending->next == pending->end)
+    {
+      g_queue_unlink (&self->pending, &pending->link);
+      chunk->batch = pending->batch;       /* takes over its reference */
+      g_free (pending);
+    }
+  else
+    chunk->batch = fiber_batch_ref (pending->batch);
+
+  self->n_pending_chunks--;
+  g_atomic_int_set (&self->n_pending, (int) self->pending.length);
+  g_queue_push_tail_link (&self->active, &chunk->link);
+  self->n_busy++;
+  return chunk;
 }
 
 /* How long a runner that ran out of chunks watches for more before it
@@ -213,37 +249,45 @@ linger (FiberThreadPool *self)
   while (g_get_monotonic_time () < deadline);
 }
 
-/* What the GThreadPool runs: takes queued chunks until none is left.
- * While a runner per thread is busy, submitting only queues a chunk, so a
- * steady stream of small tasks does not cost a thread wake-up (a futex
- * system call and a context switch) per task. */
+/* What the GThreadPool runs: takes chunks until none is left.  While a
+ * runner per thread is busy, submitting only queues work, so a steady
+ * stream of small tasks does not cost a thread wake-up (a futex system
+ * call and a context switch) per task.  Finishing a chunk and taking the
+ * next is one critical section. */
 static void
 run_queued_chunks (gpointer data,
                    gpointer user_data)
 {
   FiberThreadPool *self = user_data;
+  g_autoptr(GCancellable) cancellable = NULL;
+  int generation = -1;
   gboolean may_linger = TRUE;
-  gboolean ran = FALSE;
+  Chunk *chunk = NULL;
+
+  g_private_set (&current_pool, self);
 
   for (;;)
     {
-      GList *link;
+      FiberBatch *finished = NULL;
 
       g_mutex_lock (&self->lock);
-      if (ran)
-        self->n_busy--;
-      link = g_queue_pop_head_link (&self->pending);
-      g_atomic_int_set (&self->n_pending, (int) self->pending.length);
-      if (link != NULL)
-        self->n_busy++;
-      else if (!may_linger)
+      if (chunk != NULL)
+        {
+          g_queue_unlink (&self->active, &chunk->link);
+          finished = g_steal_pointer (&chunk->batch);
+          self->n_busy--;
+          if (self->active.length == 0 && self->pending.length == 0)
+            g_cond_broadcast (&self->cond);
+        }
+      chunk = take_chunk_locked (self, chunk);
+      if (chunk == NULL && !may_linger)
         self->n_runners--;
       g_mutex_unlock (&self->lock);
 
-      ran = link != NULL;
-      if (link != NULL)
+      g_clear_pointer (&finished, fiber_batch_unref);
+      if (chunk != NULL)
         {
-          run_chunk (link->data, self);
+          run_chunk (self, chunk, &cancellable, &generation);
           may_linger = TRUE;
         }
       else if (may_linger)
@@ -255,6 +299,8 @@ run_queued_chunks (gpointer data,
       else
         break;
     }
+
+  g_private_set (&current_pool, NULL);
 }
 
 static gboolean
@@ -301,12 +347,13 @@ fiber_thread_pool_submit (FiberPool   *pool,
   guint n_items = fiber_batch_get_n_items (batch);
   guint chunksize = MAX (fiber_batch_get_chunksize (batch), 1);
   guint max_runners;
+  Pending *pending;
 
   if (!ensure_threads (self, error))
     return FALSE;
 
   /* Under the lock, so that terminate() sees either none or all of the
-   * chunks; pushing never waits for the threads. */
+   * items; submitting never waits for the threads. */
   g_mutex_lock (&self->lock);
   if (g_atomic_int_get (&self->terminated))
     {
@@ -315,25 +362,25 @@ fiber_thread_pool_submit (FiberPool   *pool,
                            "the pool was terminated");
       return FALSE;
     }
-  for (guint start = 0; start < n_items; start += chunksize)
+  if (n_items == 0)
     {
-      Chunk *chunk = g_new0 (Chunk, 1);
-
-      chunk->batch = fiber_batch_ref (batch);
-      chunk->start = start;
-      chunk->end = start + MIN (chunksize, n_items - start);
-      chunk->link.data = chunk;
-      chunk->pending_link.data = chunk;
-      g_queue_push_tail_link (&self->active, &chunk->link);
-      g_queue_push_tail_link (&self->pending, &chunk->pending_link);
+      g_mutex_unlock (&self->lock);
+      return TRUE;
     }
+  pending = g_new0 (Pending, 1);
+  pending->batch = fiber_batch_ref (batch);
+  pending->next = 0;
+  pending->end = n_items;
+  pending->link.data = pending;
+  g_queue_push_tail_link (&self->pending, &pending->link);
+  self->n_pending_chunks += (n_items - 1) / chunksize + 1;
   g_atomic_int_set (&self->n_pending, (int) self->pending.length);
   /* A runner never leaves while chunks are pending (it checks under the
    * lock): start runners until every pending chunk has an idle one, or
    * every thread has one. */
   max_runners = (guint) MAX (g_thread_pool_get_max_threads (self->threads), 1);
   while (self->n_runners < max_runners &&
-         self->n_runners - self->n_busy < self->pending.length)
+         self->n_runners - self->n_busy < self->n_pending_chunks)
     {
       self->n_runners++;
       /* Only fails to start an extra thread; the runner is queued anyway. */
@@ -350,6 +397,7 @@ fiber_thread_pool_terminate (FiberPool *pool)
   g_autoptr(GPtrArray) batches = g_ptr_array_new_with_free_func ((GDestroyNotify) fiber_batch_unref);
   g_autoptr(GArray) ranges = g_array_new (FALSE, FALSE, sizeof (guint) * 2);
   g_autoptr(GCancellable) cancellable = NULL;
+  GList *link;
 
   g_mutex_lock (&self->lock);
   g_atomic_int_set (&self->terminated, 1);
@@ -361,6 +409,20 @@ fiber_thread_pool_terminate (FiberPool *pool)
       g_ptr_array_add (batches, fiber_batch_ref (chunk->batch));
       g_array_append_vals (ranges, range, 1);
     }
+  /* nothing pending will run any more */
+  while ((link = g_queue_pop_head_link (&self->pending)) != NULL)
+    {
+      Pending *pending = link->data;
+      guint range[2] = { pending->next, pending->end };
+
+      g_ptr_array_add (batches, pending->batch);     /* takes its reference */
+      g_array_append_vals (ranges, range, 1);
+      g_free (pending);
+    }
+  self->n_pending_chunks = 0;
+  g_atomic_int_set (&self->n_pending, 0);
+  if (self->active.length == 0)
+    g_cond_broadcast (&self->cond);
   cancellable = g_object_ref (self->cancellable);
   g_mutex_unlock (&self->lock);
 
@@ -398,7 +460,7 @@ fiber_thread_pool_join (FiberPool  *pool,
     }
 
   g_mutex_lock (&self->lock);
-  while (self->active.length > 0)
+  while (self->active.length > 0 || self->pending.length > 0)
     {
       if (deadline < 0)
         g_cond_wait (&self->cond, &self->lock);
