@@ -33,6 +33,10 @@ import System from 'system';
 //    all.  Pool.apply_func() with a JS function throws
 //    Fiber.Error.NOT_SUPPORTED for the same reason.
 //
+// pool.interrupt() fails a running JS task with Fiber.Error.INTERRUPTED, but
+// only once the function has returned: JavaScript is not cut short mid-run
+// (C tasks are).
+//
 // A JS function registered with Fiber.task_register() in the main process
 // is therefore not usable from a thread or coroutine pool (the task fails
 // with "the task returned no result and no error"); export it from a module
@@ -121,14 +125,25 @@ export function init(modules = []) {
  *   or any registered type name (null: the default type)
  * @param {number} processes workers (0: one per CPU)
  * @param {object} options `modules`: ES module URLs the workers import at
- *   start (others are imported on first use); every other key is a
+ *   start (others are imported on first use); `jsInitializer`:
+ *   `[moduleUrl, name, args]`, a JS function each worker process runs once
+ *   before its first task (process pools only); every other key is a
  *   construct property of the pool class (`maxtasksperchild`,
- *   `max_retries`, `stack_size`, …)
+ *   `max_retries`, `initializer` + `initargs` for a C task, `stack_size`, …)
  * @returns {Fiber.Pool} the pool, ready for work
  * @throws {GLib.Error} when the type is unknown or the workers cannot start
  */
 export function newPool(type = null, processes = 0, options = {}) {
-    const {modules = [], ...props} = options;
+    const {modules = [], jsInitializer = null, ...props} = options;
+    if (jsInitializer !== null) {
+        if (!(type in PROCESS_TYPES)) {
+            throw fiberError(Fiber.Error.NOT_SUPPORTED,
+                'a JS initializer needs a process pool: in-process pools have no JS workers');
+        }
+        const [url, name, args = []] = jsInitializer;
+        props.initializer = JS_TASK;
+        props.initargs = new GLib.Variant('(sss)', packCall(url, name, args));
+    }
     if (type in PROCESS_TYPES) {
         const pool = new Fiber.ProcessPool({
             pool_type: type,

@@ -14,6 +14,18 @@ export function wasMain() {
     return importedAsMain;
 }
 
+let initialized = null;
+
+/** A pool initializer: remembers @value in this process. */
+export function setup(value) {
+    initialized = value;
+}
+
+/** @returns {any} what setup() remembered in this process (null: nothing) */
+export function setupValue() {
+    return initialized;
+}
+
 /** @returns {number} a + b */
 export function add(a, b) {
     return a + b;

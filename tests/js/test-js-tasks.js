@@ -6,7 +6,7 @@
 // the in-process pools they run on this thread, from the main context,
 // because GJS runs JavaScript only there.
 
-import {test, assert, run, listDir} from './harness.js';
+import {test, assert, run, listDir, sleep} from './harness.js';
 
 import GLib from 'gi://GLib';
 import Gio from 'gi://Gio';
@@ -99,6 +99,37 @@ test('process: three workers run three JS tasks at once', () =>
                 GLib.unlink(GLib.build_filenamev([dir, name]));
             GLib.rmdir(dir);
         }
+    }));
+
+test('process: a JS initializer runs in every worker; maxtasksperchild', () =>
+    withPool('process', 2, {modules: [TASKS], jsInitializer: [TASKS, 'setup', ['ready']],
+        maxtasksperchild: 2}, async pool => {
+        const values = await FiberJS.map(pool, TASKS, 'setupValue', [...Array(10).keys()], 1);
+        assert.deepEqual(values, Array(10).fill('ready'), 'initialized workers');
+        // Each worker is replaced after two tasks: more than two pids.
+        const pids = await FiberJS.map(pool, TASKS, 'pid', [...Array(10).keys()], 1);
+        assert.ok(new Set(pids).size > 2, `replaced workers (${new Set(pids).size} pids)`);
+    }));
+
+test('thread: a JS initializer is a clear error', () => {
+    assert.throws(() => FiberJS.newPool('thread', 1, {jsInitializer: [TASKS, 'setup', [1]]}),
+        {domain: FIBER_ERROR, code: Fiber.Error.NOT_SUPPORTED, message: /process pool/});
+});
+
+test('process: interrupt fails a running JS task once it returns', () =>
+    withPool('process', 1, {modules: [TASKS]}, async pool => {
+        const running = FiberJS.call(pool, TASKS, 'pause', 0.5, 1);
+        let settled = false;
+        const outcome = assert.rejects(running,
+            {domain: FIBER_ERROR, code: Fiber.Error.INTERRUPTED}).finally(() => {
+            settled = true;
+        });
+        while (!settled) {
+            await sleep(50);
+            pool.interrupt();
+        }
+        await outcome;
+        assert.equal(await FiberJS.call(pool, TASKS, 'add', 2, 2), 4, 'after interrupt');
     }));
 
 test('process: terminate while a JS task runs rejects it with CLOSED', async () => {
