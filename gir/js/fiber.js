@@ -71,6 +71,15 @@ function fiberError(code, message) {
     return new GLib.Error(FIBER_ERROR, code, message);
 }
 
+/** The GJS interpreter running this program (workers use the same). */
+function gjsExecutable() {
+    try {
+        return GLib.file_read_link('/proc/self/exe');
+    } catch {
+        return GLib.find_program_in_path('gjs') ?? 'gjs';
+    }
+}
+
 /**
  * The command line of a GJS worker that preloads @modules.
  *
@@ -78,7 +87,7 @@ function fiberError(code, message) {
  * @returns {string[]} argv
  */
 export function workerCommand(modules = []) {
-    const gjs = GLib.find_program_in_path('gjs') ?? 'gjs';
+    const gjs = gjsExecutable();
     const path = Gio.File.new_for_uri(workerUrl).get_path();
     return [gjs, '-m', path, ...modules.map(m => String(m))];
 }

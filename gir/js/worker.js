@@ -79,7 +79,12 @@ for (const url of System.programArgs)
 Fiber.task_register('js.call', jsCall);
 // The argv that re-executes this worker: a Fiber.Process started by a task
 // here runs another GJS worker with the same modules.
-const gjs = GLib.find_program_in_path('gjs') ?? 'gjs';
+let gjs;
+try {
+    gjs = GLib.file_read_link('/proc/self/exe');
+} catch {
+    gjs = GLib.find_program_in_path('gjs') ?? 'gjs';
+}
 const self = Gio.File.new_for_uri(import.meta.url).get_path();
 Fiber.init([gjs, '-m', self, ...System.programArgs]);
 // Fiber.init() returns only when this process was not started by a pool.
