@@ -238,6 +238,7 @@ _fiber_message_error_from_tuple (GVariant *error_tuple)
   const char *message;
   const char *traceback;
   gint32 code;
+  GQuark fiber_domain;
 
   g_return_val_if_fail (error_tuple != NULL, NULL);
   g_return_val_if_fail (g_variant_is_of_type (error_tuple, ERROR_TUPLE_TYPE),
@@ -247,8 +248,11 @@ _fiber_message_error_from_tuple (GVariant *error_tuple)
                  &traceback);
 
   /* g_quark_try_string() never creates a quark: a peer cannot grow the
-   * quark table with made-up domains. */
-  if (g_quark_try_string (domain) != FIBER_ERROR || !is_fiber_error_code (code))
+   * quark table with made-up domains.  FIBER_ERROR is registered first: in
+   * a process that never made one of its errors yet, the lookup would
+   * otherwise miss it and every code would become TASK_FAILED. */
+  fiber_domain = FIBER_ERROR;
+  if (g_quark_try_string (domain) != fiber_domain || !is_fiber_error_code (code))
     code = FIBER_ERROR_TASK_FAILED;
 
   if (*traceback != '\0')
