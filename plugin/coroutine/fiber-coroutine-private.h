@@ -60,6 +60,16 @@ void            _fiber_coroutine_suspend      (void);
 /* The coroutine running on the calling thread, or NULL on a thread stack. */
 FiberCoroutine *_fiber_coroutine_get_current  (void);
 
+/* Makes a stack overflow of a coroutine on the calling thread a reported
+ * crash: a SIGSEGV in the guard area of the running coroutine's stack
+ * writes a line naming @thread_name and the stack size to stderr, then
+ * takes the signal's previous disposition (by default, the process dies of
+ * SIGSEGV).  Installs the process-wide handler once and an alternate
+ * signal stack for this thread, unless it has one already.  Disable it on
+ * the same thread before the thread exits. */
+void            _fiber_coroutine_enable_overflow_report  (const char *thread_name);
+void            _fiber_coroutine_disable_overflow_report (void);
+
 static inline gboolean
 _fiber_coroutine_is_finished (FiberCoroutine *self)
 {

@@ -43,11 +43,17 @@
  * thread before the first task; if it fails every item fails with its
  * error.  [property@Fiber.Pool:maxtasksperchild] does not apply.
  *
- * A task that overflows its coroutine stack runs into the guard area and
- * the process is killed by SIGSEGV (a crash of the pool's thread is a crash
- * of the process): never silent memory corruption.  Give deep-recursing
- * tasks a larger [property@Fiber.CoroutinePool:stack-size].
+ * A task that overflows its coroutine stack runs into the guard area below
+ * it.  That is reported as a crash of the pool's scheduler thread (named
+ * `fiber-coroutine`): a line on standard error names the thread and the
+ * stack size, then the thread dies of SIGSEGV and, as with any crashed
+ * thread, the process with it (the signal's previous disposition applies,
+ * so a core dump or a sanitizer report follows as usual).  It is never
+ * silent memory corruption.  Give tasks that recurse deeply or keep large
+ * buffers on the stack a larger [property@Fiber.CoroutinePool:stack-size].
  */
+
+#define SCHEDULER_THREAD_NAME "fiber-coroutine"
 
 typedef struct
 {
@@ -353,6 +359,7 @@ scheduler_thread_main (gpointer data)
   FeederData feeder = { self, NULL };
 
   g_main_context_push_thread_default (self->context);
+  _fiber_coroutine_enable_overflow_report (SCHEDULER_THREAD_NAME);
   sched = _fiber_scheduler_new (self->context, self->stack_size,
                                 _fiber_context_default_kind (), &error);
 
@@ -364,6 +371,7 @@ scheduler_thread_main (gpointer data)
   g_mutex_unlock (&self->lock);
   if (sched == NULL)
     {
+      _fiber_coroutine_disable_overflow_report ();
       g_main_context_pop_thread_default (self->context);
       return NULL;
     }
@@ -391,6 +399,7 @@ scheduler_thread_main (gpointer data)
   while (g_main_context_iteration (self->context, FALSE))
     ;
   _fiber_scheduler_unref (sched);
+  _fiber_coroutine_disable_overflow_report ();
   g_main_context_pop_thread_default (self->context);
 
   g_mutex_lock (&self->lock);
@@ -419,7 +428,7 @@ ensure_started (FiberCoroutinePool  *self,
           self->feeder = g_source_new (&feeder_funcs, sizeof (GSource));
           g_source_set_static_name (self->feeder, "FiberCoroutinePool feeder");
           g_source_attach (self->feeder, self->context);
-          self->thread = g_thread_try_new ("fiber-coroutine", scheduler_thread_main,
+          self->thread = g_thread_try_new (SCHEDULER_THREAD_NAME, scheduler_thread_main,
                                            self, &local_error);
         }
       if (self->thread != NULL)

@@ -3,7 +3,20 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
+#include <signal.h>
+#include <sys/resource.h>
+
 #include "inproc-pool-tests.h"
+
+#define OVERFLOW_CHILD_ARG "--overflow-child"
+
+#if defined(__SANITIZE_ADDRESS__)
+# define TEST_ASAN 1
+#elif defined(__has_feature)
+# if __has_feature(address_sanitizer)
+#  define TEST_ASAN 1
+# endif
+#endif
 
 static FiberPool *
 new_coroutine_pool (guint processes)
@@ -91,7 +104,58 @@ task_deep (GVariant *args, GCancellable *cancellable, gpointer user_data, GError
   return g_variant_new_uint32 (recurse (g_variant_get_uint32 (args)));
 }
 
+/* Runs in a child: a task recursing far past its 64 KiB stack. */
+static int
+overflow_child_main (void)
+{
+  struct rlimit no_core = { 0, 0 };
+  g_autoptr(FiberPool) pool = NULL;
+  g_autoptr(GVariant) out = NULL;
+  g_autoptr(GError) error = NULL;
+
+  setrlimit (RLIMIT_CORE, &no_core);
+  pool = fiber_coroutine_pool_new (2, 64 * 1024, &error);
+  g_assert_no_error (error);
+  /* a neighbour that is running (asleep) when the crash comes */
+  fiber_pool_apply_async (pool, "fiber.sleep", g_variant_new ("(d)", 30.0), NULL, NULL, NULL);
+  out = fiber_pool_apply (pool, "test.deep", g_variant_new_uint32 (G_MAXUINT - 1), &error);
+  /* not reached */
+  g_printerr ("the overflowing task returned\n");
+  return 0;
+}
+
 /* ---- tests -------------------------------------------------------------------- */
+
+/* A stack overflow is a reported crash of the scheduler thread, not silent
+ * corruption (in a child process: it ends the process). */
+static void
+test_stack_overflow (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocess) proc = NULL;
+  g_autofree char *self_exe = g_file_read_link ("/proc/self/exe", &error);
+  g_autofree char *err_text = NULL;
+  int sig;
+
+  g_assert_no_error (error);
+  proc = g_subprocess_new (G_SUBPROCESS_FLAGS_STDERR_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE,
+                           &error, self_exe, OVERFLOW_CHILD_ARG, NULL);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_communicate_utf8 (proc, NULL, NULL, NULL, &err_text, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_signaled (proc));
+  sig = g_subprocess_get_term_sig (proc);
+  g_test_message ("overflowing child died of signal %d; stderr: %s", sig, err_text);
+  g_assert_nonnull (strstr (err_text, "overflowed its coroutine stack (65536 bytes)"));
+  g_assert_nonnull (strstr (err_text, "fiber-coroutine"));
+#ifdef TEST_ASAN
+  /* then AddressSanitizer reports the stack overflow and aborts */
+  g_assert_true (sig == SIGSEGV || sig == SIGABRT);
+#else
+  g_assert_cmpint (sig, ==, SIGSEGV);
+#endif
+  fiber_test_assert_no_leaks (2000);
+}
 
 static GVariant *
 sleep_items (guint  n,
@@ -274,6 +338,8 @@ main (int argc, char **argv)
   fiber_task_register ("test.wait-subprocess", task_wait_subprocess, NULL, NULL);
   fiber_task_register ("test.yield", task_yield, NULL, NULL);
   fiber_task_register ("test.deep", task_deep, NULL, NULL);
+  if (argc == 2 && g_str_equal (argv[1], OVERFLOW_CHILD_ARG))
+    return overflow_child_main ();
   fiber_init (&argc, &argv, NULL);
   fiber_test_init_environment ();
   g_test_init (&argc, &argv, NULL);
@@ -286,6 +352,7 @@ main (int argc, char **argv)
   g_test_add_func ("/coroutine-pool/await-subprocess", test_await_subprocess_lets_others_run);
   g_test_add_func ("/coroutine-pool/where-code-runs", test_where_code_runs);
   g_test_add_func ("/coroutine-pool/stack-size", test_stack_size);
+  g_test_add_func ("/coroutine-pool/stack-overflow", test_stack_overflow);
 
   ret = g_test_run ();
   fiber_test_cleanup_environment ();
