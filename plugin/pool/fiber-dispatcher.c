@@ -55,7 +55,8 @@
 #define MAX_PREFETCH_ITEMS   16384
 /* Messages handled per wakeup before the other sources get a turn. */
 #define MAX_RECV_BURST       256
-/* A local worker that has not said HELLO after this long is lost. */
+/* A worker that has not said HELLO this long after it started (a remote
+ * job: after it began to run) is lost. */
 #define START_TIMEOUT_USEC   (60 * G_USEC_PER_SEC)
 /* Consecutive workers that exit before serving before queued work fails. */
 #define MAX_START_FAILURES   3
@@ -149,6 +150,7 @@ typedef struct
   guint        n_inflight;
 
   gint64       started_at;
+  gint64       running_at;     /* remote: when the job was first seen running */
   gint64       last_recv;
   gint64       last_send;
   gint64       busy_mark;      /* since when the worker has had work */
@@ -1574,7 +1576,13 @@ tick (FiberDispatcher *self,
       switch (w->state)
         {
         case WORKER_STARTING:
-          if (!self->remote && now - w->started_at > START_TIMEOUT_USEC)
+          /* A remote job may wait in the scheduler's queue for long; its
+           * time to connect counts from when it runs. */
+          if (self->remote && w->running_at == 0 &&
+              fiber_job_get_state (w->job) == FIBER_JOB_STATE_RUNNING)
+            w->running_at = now;
+          if ((!self->remote || w->running_at != 0) &&
+              now - (self->remote ? w->running_at : w->started_at) > START_TIMEOUT_USEC)
             {
               worker_lost (self, w, "the worker did not connect in time");
               worker_kill (self, w);
