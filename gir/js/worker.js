@@ -65,16 +65,24 @@ function jsCall(args /* , cancellable */) {
         result = fn(...JSON.parse(json));
         if (result instanceof Promise)
             result = settle(result);
+        result = JSON.stringify(result === undefined ? null : result);
     } catch (e) {
         throw new GLib.Error(Fiber.error_quark(), Fiber.Error.TASK_FAILED, describe(e));
     }
-    return new GLib.Variant('(s)', [JSON.stringify(result === undefined ? null : result)]);
+    return new GLib.Variant('(s)', [result]);
 }
 
 // No top-level await here: Fiber.init() must not run inside a promise job,
 // where GJS cannot settle the promises of the tasks (see settle()).
-for (const url of System.programArgs)
-    settle(load(url));
+// A module that fails to load here is not fatal: the tasks that use it
+// fail with the import error (it is tried again on first use).
+for (const url of System.programArgs) {
+    try {
+        settle(load(url));
+    } catch (e) {
+        printerr(`worker.js: cannot import ${url}: ${describe(e)}`);
+    }
+}
 
 Fiber.task_register('js.call', jsCall);
 // The argv that re-executes this worker: a Fiber.Process started by a task

@@ -16,6 +16,11 @@ export function wasMain() {
 
 let initialized = null;
 
+/** @returns {bigint} a value JSON cannot carry */
+export function notJson() {
+    return 1n;
+}
+
 /** A pool initializer: remembers @value in this process. */
 export function setup(value) {
     initialized = value;

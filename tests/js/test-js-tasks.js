@@ -70,6 +70,8 @@ for (const type of ['process', 'ndprocess']) {
                     message: /does not export a function “noSuchFunction”/});
             await assert.rejects(FiberJS.call(pool, `${TASKS}.missing.js`, 'add'),
                 {domain: FIBER_ERROR, code: Fiber.Error.TASK_FAILED});
+            await assert.rejects(FiberJS.call(pool, TASKS, 'notJson'),
+                {domain: FIBER_ERROR, code: Fiber.Error.TASK_FAILED, message: /BigInt/});
             // The worker survives its tasks' exceptions.
             assert.equal(await FiberJS.call(pool, TASKS, 'add', 1, 1), 2, 'after failures');
         }));
@@ -99,6 +101,13 @@ test('process: three workers run three JS tasks at once', () =>
                 GLib.unlink(GLib.build_filenamev([dir, name]));
             GLib.rmdir(dir);
         }
+    }));
+
+test('process: a module that cannot be imported fails its tasks, not the workers', () =>
+    withPool('process', 1, {modules: [`${TASKS}.missing.js`, TASKS]}, async pool => {
+        await assert.rejects(FiberJS.call(pool, `${TASKS}.missing.js`, 'add', 1, 2),
+            {domain: FIBER_ERROR, code: Fiber.Error.TASK_FAILED, message: /missing\.js/});
+        assert.equal(await FiberJS.call(pool, TASKS, 'add', 1, 2), 3, 'other modules');
     }));
 
 test('process: a JS initializer runs in every worker; maxtasksperchild', () =>
