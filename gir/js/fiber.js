@@ -332,6 +332,40 @@ export function* results(result, timeoutMsec = -1) {
 }
 
 /**
+ * Iterates a Fiber.MapResult without blocking the main loop:
+ * `for await (const [index, value] of FiberJS.iterate(result))`.  Yields
+ * `[index, value]` as items complete and throws the first failure.  A
+ * MapResult announces only its completion, so between items this polls
+ * (every 1 ms, backing off to @maxPollMsec while nothing arrives).
+ *
+ * @param {Fiber.MapResult} result the result of imap()/imap_unordered()
+ * @param {number} maxPollMsec longest pause between two polls
+ * @yields {Array} `[index, GLib.Variant]`
+ */
+export async function* iterate(result, maxPollMsec = 20) {
+    let pause = 1;
+    for (;;) {
+        let more, index, value;
+        try {
+            [more, index, value] = result.next(0);
+        } catch (e) {
+            if (!e.matches?.(FIBER_ERROR, Fiber.Error.TIMEOUT))
+                throw e;
+            await new Promise(resolve => GLib.timeout_add(GLib.PRIORITY_DEFAULT, pause, () => {
+                resolve();
+                return GLib.SOURCE_REMOVE;
+            }));
+            pause = Math.min(pause * 2, maxPollMsec);
+            continue;
+        }
+        if (!more)
+            return;
+        pause = 1;
+        yield [index, value];
+    }
+}
+
+/**
  * A Fiber.Process whose target is the exported function @name of the ES
  * module @moduleUrl, called with @args in a new GJS process.  Call init()
  * first (the child re-executes this program as a GJS worker); the process
@@ -340,10 +374,15 @@ export function* results(result, timeoutMsec = -1) {
  * @param {string} moduleUrl URL of the module
  * @param {string} name exported function
  * @param {any[]} args JSON-serialisable arguments
+ * @param {object} props properties of the process (`name`, `daemon`, …)
  * @returns {Fiber.Process} the process, not started yet
  */
-export function newProcess(moduleUrl, name, args = []) {
+export function newProcess(moduleUrl, name, args = [], props = {}) {
     if (!initialized)
         throw fiberError(Fiber.Error.STATE, 'call init() of fiber.js before newProcess()');
-    return Fiber.Process.new(JS_TASK, new GLib.Variant('(sss)', packCall(moduleUrl, name, args)));
+    return new Fiber.Process({
+        task: JS_TASK,
+        args: new GLib.Variant('(sss)', packCall(moduleUrl, name, args)),
+        ...props,
+    });
 }

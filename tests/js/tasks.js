@@ -4,6 +4,7 @@
 
 import GLib from 'gi://GLib';
 import Gio from 'gi://Gio';
+import Fiber from 'gi://Fiber?version=1.0';
 
 import * as FiberJS from '../../gir/js/fiber.js';
 
@@ -93,6 +94,14 @@ export function barrier(dir, n, timeoutSeconds = 30) {
             throw new Error(`barrier: ${count} of ${n} tasks started`);
         GLib.usleep(10000);
     }
+}
+
+/** Throws unless this process is the Fiber.Process called @name. */
+export function expectName(name) {
+    const current = Fiber.current_process();
+    if (current.name !== name)
+        throw new Error(`this process is called ${current.name}, not ${name}`);
+    return null;
 }
 
 /** Returns null: the target of a process that exits with 0. */

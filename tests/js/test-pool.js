@@ -73,6 +73,36 @@ for (const type of TYPES) {
             assert.equal(v.deepUnpack(), i, 'imap_unordered index');
     }));
 
+    test(`${type}: imap with for await (iterate), the main loop keeps running`,
+        () => withPool(type, 2, async pool => {
+            let ticks = 0;
+            const ticker = GLib.timeout_add(GLib.PRIORITY_DEFAULT, 5, () => {
+                ticks++;
+                return GLib.SOURCE_CONTINUE;
+            });
+            try {
+                const items = [...Array(6).keys()].map(() => [0.05]);
+                const seen = [];
+                for await (const [index, value] of FiberJS.iterate(pool.imap('fiber.sleep',
+                    new GLib.Variant('a(d)', items), 1)))
+                    seen.push([index, value.get_type_string()]);
+                assert.deepEqual(seen, items.map((_, i) => [i, '()']), 'items in order');
+                assert.ok(ticks > 0, 'the main loop ran while waiting');
+                const unordered = [];
+                for await (const [index] of FiberJS.iterate(pool.imap_unordered('fiber.echo',
+                    new GLib.Variant('ai', [...Array(20).keys()]), 2)))
+                    unordered.push(index);
+                assert.deepEqual(unordered.sort((a, b) => a - b), [...Array(20).keys()], 'unordered');
+                await assert.rejects((async () => {
+                    for await (const item of FiberJS.iterate(pool.imap('fiber.fail',
+                        new GLib.Variant('a(s)', [['imap failure']]), 1)))
+                        void item;
+                })(), {domain: FIBER_ERROR, code: Fiber.Error.TASK_FAILED, message: /imap failure/});
+            } finally {
+                GLib.source_remove(ticker);
+            }
+        }));
+
     test(`${type}: a failed task rejects with a GLib.Error carrying its message`,
         () => withPool(type, 2, async pool => {
             const e = await assert.rejects(

@@ -54,6 +54,15 @@ test('JS targets after init(): exit codes, join timeout, terminate, sentinel', a
     assert.ok(failing.join(30000), 'join');
     assert.equal(exitcode(failing), 1, 'exit code of a JS target that threw');
 
+    const named = FiberJS.newProcess(TASKS, 'expectName', ['js-child'], {name: 'js-child'});
+    named.start();
+    assert.ok(named.join(30000), 'join');
+    assert.equal(exitcode(named), 0, 'the child sees the name the parent gave');
+    const misnamed = FiberJS.newProcess(TASKS, 'expectName', ['js-child'], {name: 'other'});
+    misnamed.start();
+    assert.ok(misnamed.join(30000), 'join');
+    assert.equal(exitcode(misnamed), 1, 'a name mismatch fails the target');
+
     const slow = FiberJS.newProcess(TASKS, 'pause', [60]);
     slow.start();
     assert.ok(slow.is_alive(), 'is_alive while running');
