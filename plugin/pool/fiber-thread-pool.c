@@ -63,6 +63,7 @@ struct _FiberThreadPool
   int           n_pending;     /* atomic mirror of pending.length, for lingering runners */
   guint         n_runners;     /* runners pushed to `threads` and not returned */
   guint         n_busy;        /* runners running a chunk */
+  int           n_lingering;   /* atomic: runners watching for work (at most one) */
   GCancellable *cancellable;   /* of the tasks starting now */
   int           generation;    /* atomic: bumped when `cancellable` is replaced */
   int           terminated;    /* atomic */
@@ -262,6 +263,7 @@ run_queued_chunks (gpointer data,
   g_autoptr(GCancellable) cancellable = NULL;
   int generation = -1;
   gboolean may_linger = TRUE;
+  gboolean lingering;
   Chunk *chunk = NULL;
 
   g_private_set (&current_pool, self);
@@ -280,7 +282,13 @@ run_queued_chunks (gpointer data,
             g_cond_broadcast (&self->cond);
         }
       chunk = take_chunk_locked (self, chunk);
-      if (chunk == NULL && !may_linger)
+      /* One idle runner lingers; the others leave at once, so that on a
+       * small machine they do not compete with the submitting thread. */
+      lingering = chunk == NULL && may_linger &&
+                  g_atomic_int_get (&self->n_lingering) == 0;
+      if (lingering)
+        g_atomic_int_inc (&self->n_lingering);
+      else if (chunk == NULL)
         self->n_runners--;
       g_mutex_unlock (&self->lock);
 
@@ -290,10 +298,11 @@ run_queued_chunks (gpointer data,
           run_chunk (self, chunk, &cancellable, &generation);
           may_linger = TRUE;
         }
-      else if (may_linger)
+      else if (lingering)
         {
           /* then look once more under the lock, and leave if still idle */
           linger (self);
+          g_atomic_int_add (&self->n_lingering, -1);
           may_linger = FALSE;
         }
       else
