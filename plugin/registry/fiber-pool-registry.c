@@ -509,6 +509,24 @@ add_backend_settings (PropList      *props,
       if (settings_value_is_unset (variant))
         continue;
       pspec = g_object_class_find_property (klass, property);
+      /* worker-command is a list of words in the settings; backends take
+       * it as one shell command line. */
+      if (pspec != NULL && pspec->value_type == G_TYPE_STRING &&
+          g_variant_is_of_type (variant, G_VARIANT_TYPE_STRING_ARRAY))
+        {
+          g_autofree const char **words = g_variant_get_strv (variant, NULL);
+          GString *line = g_string_new (NULL);
+
+          for (guint j = 0; words[j] != NULL; j++)
+            {
+              g_autofree char *quoted = g_shell_quote (words[j]);
+              if (j > 0)
+                g_string_append_c (line, ' ');
+              g_string_append (line, quoted);
+            }
+          g_clear_pointer (&variant, g_variant_unref);
+          variant = g_variant_ref_sink (g_variant_new_take_string (g_string_free (line, FALSE)));
+        }
       if (pspec == NULL || !(pspec->flags & G_PARAM_WRITABLE))
         {
           g_set_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,

@@ -340,6 +340,59 @@ test_default_settings (void)
   fiber_test_assert_no_leaks (2000);
 }
 
+/* A remote pool without a backend gets one from the settings; every
+ * remote key is accepted (worker-command, a list of words, becomes the
+ * backend's command line), so what fails here is reaching slurmrestd. */
+static void
+test_remote_settings (void)
+{
+  g_autoptr(GSettings) settings = fiber_settings ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(FiberPool) pool = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("fiber-remote-settings-XXXXXX", NULL);
+  g_autofree char *socket = g_build_filename (dir, "no-slurmrestd.socket", NULL);
+  const char *command[] = { "/opt/fiber worker", "--verbose", NULL };
+
+  g_assert_true (g_settings_set_string (settings, "remote-backend", "slurm"));
+  g_assert_true (g_settings_set_string (settings, "slurm-socket", socket));
+  g_assert_true (g_settings_set_string (settings, "slurm-partition", "debug"));
+  g_assert_true (g_settings_set_uint (settings, "slurm-time-limit", 5));
+  g_assert_true (g_settings_set_uint (settings, "slurm-memory", 512));
+  g_assert_true (g_settings_set_strv (settings, "worker-command", command));
+
+  pool = fiber_pool_new ("remote", 1, &error);
+  if (pool != NULL)
+    {
+      fiber_pool_terminate (pool);
+      g_assert_true (fiber_pool_join (pool, 30000, NULL));
+    }
+  else
+    {
+      g_test_message ("%s", error->message);
+      g_assert_false (g_error_matches (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT));
+      g_assert_nonnull (strstr (error->message, "slurmrestd"));
+    }
+  g_clear_error (&error);
+  g_clear_object (&pool);
+
+  /* an unknown backend name is reported as such */
+  g_assert_true (g_settings_set_string (settings, "remote-backend", "nonesuch"));
+  pool = fiber_pool_new ("remote", 1, &error);
+  g_assert_null (pool);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "nonesuch"));
+  g_assert_nonnull (strstr (error->message, "kubernetes"));  /* the known list */
+
+  g_settings_reset (settings, "remote-backend");
+  g_settings_reset (settings, "slurm-socket");
+  g_settings_reset (settings, "slurm-partition");
+  g_settings_reset (settings, "slurm-time-limit");
+  g_settings_reset (settings, "slurm-memory");
+  g_settings_reset (settings, "worker-command");
+  g_assert_cmpint (g_rmdir (dir), ==, 0);
+  fiber_test_assert_no_leaks (2000);
+}
+
 /* default-processes fills in processes = 0. */
 static void
 test_default_processes (void)
@@ -487,6 +540,7 @@ main (int    argc,
   g_test_add_func ("/registry/default/settings", test_default_settings);
   g_test_add_func ("/registry/default/processes", test_default_processes);
   g_test_add_func ("/registry/default/no-schema", test_no_schema);
+  g_test_add_func ("/registry/default/remote-settings", test_remote_settings);
   g_test_add_func ("/registry/register-pool-type", test_register_pool_type);
 
   ret = g_test_run ();
