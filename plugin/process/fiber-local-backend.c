@@ -10,12 +10,17 @@
 #include <spawn.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/eventfd.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "fiber-error.h"
+#include "fiber-forkserver-private.h"
 #include "fiber-init-private.h"
 #include "fiber-job-private.h"
 #include "fiber-local-backend.h"
@@ -55,6 +60,10 @@ typedef struct
   gboolean       terminate_requested;
   FiberJobState  state;
   int            exitcode;
+  /* Started by the fork server (not our child): its wait status comes on
+   * this pipe, signals go through the job's pidfd. */
+  gboolean       forked;
+  int            status_fd;
 } LocalJob;
 
 /* ------------------------------------------------------------------------
@@ -194,9 +203,11 @@ local_job_free (gpointer data)
   LocalJob *lj = data;
 
   g_mutex_lock (&lj->lock);
-  if (!lj->reaped)
+  if (!lj->reaped && !lj->forked)
     reaper_adopt (lj->pid);
   g_mutex_unlock (&lj->lock);
+  if (lj->status_fd >= 0)
+    close (lj->status_fd);
   g_mutex_clear (&lj->lock);
   g_free (lj);
 }
@@ -351,6 +362,7 @@ fiber_local_backend_create_job (FiberBackend  *backend,
   lj->magic = LOCAL_JOB_MAGIC;
   g_mutex_init (&lj->lock);
   lj->pid = pid;
+  lj->status_fd = -1;
 
   id = g_strdup_printf ("%d", (int) pid);
   {
@@ -358,6 +370,54 @@ fiber_local_backend_create_job (FiberBackend  *backend,
     _fiber_job_set_state (job, FIBER_JOB_STATE_RUNNING);
     return job;
   }
+}
+
+static void
+record_wait_status (LocalJob *lj,
+                    int       status)
+{
+  lj->reaped = TRUE;
+  lj->exitcode = _fiber_wait_status_to_exitcode (status);
+  if (lj->exitcode == 0)
+    lj->state = FIBER_JOB_STATE_COMPLETED;
+  else if (lj->terminate_requested)
+    lj->state = FIBER_JOB_STATE_CANCELLED;
+  else
+    lj->state = FIBER_JOB_STATE_FAILED;
+}
+
+/* With lj->lock held: a process of the fork server has ended once its
+ * pidfd is readable; the server then soon writes its wait status. */
+static void
+forked_job_collect (LocalJob *lj,
+                    int       pidfd)
+{
+  struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+  gboolean exited;
+  int status = 0;
+  ssize_t n;
+
+  while ((n = poll (&pfd, 1, 0)) < 0 && errno == EINTR)
+    ;
+  exited = n > 0;
+  if (exited)
+    {
+      struct pollfd st = { .fd = lj->status_fd, .events = POLLIN };
+
+      while (poll (&st, 1, 5000) < 0 && errno == EINTR)
+        ;
+    }
+  while ((n = read (lj->status_fd, &status, sizeof status)) < 0 && errno == EINTR)
+    ;
+  if (n == sizeof status)
+    record_wait_status (lj, status);
+  else if (exited && n >= 0)
+    {
+      /* The server is gone without telling: the status is lost. */
+      lj->reaped = TRUE;
+      lj->exitcode = 255;
+      lj->state = FIBER_JOB_STATE_LOST;
+    }
 }
 
 static gboolean
@@ -374,7 +434,9 @@ fiber_local_backend_refresh_job (FiberBackend  *backend,
     return FALSE;
 
   g_mutex_lock (&lj->lock);
-  if (!lj->reaped)
+  if (!lj->reaped && lj->forked)
+    forked_job_collect (lj, fiber_job_get_fd (job));
+  else if (!lj->reaped)
     {
       int status = 0;
       pid_t r;
@@ -451,7 +513,15 @@ fiber_local_backend_terminate_job (FiberBackend  *backend,
     return FALSE;
 
   g_mutex_lock (&lj->lock);
-  if (!lj->reaped)
+  if (!lj->reaped && lj->forked)
+    {
+      /* Through the pidfd: never a recycled pid. */
+      lj->terminate_requested = TRUE;
+      if (pidfd_send_signal (fiber_job_get_fd (job), force ? SIGKILL : SIGTERM, NULL, 0) < 0 &&
+          errno != ESRCH)
+        saved_errno = errno;
+    }
+  else if (!lj->reaped)
     {
       /* Unreaped, so the pid is still our child (maybe a zombie). */
       lj->terminate_requested = TRUE;
@@ -468,6 +538,576 @@ fiber_local_backend_terminate_job (FiberBackend  *backend,
       return FALSE;
     }
   return TRUE;
+}
+
+/* ------------------------------------------------------------------------
+ * Fork server (see fiber-forkserver-private.h)
+ * ------------------------------------------------------------------------ */
+
+#define FORKSERVER_FD        3
+#define FORKSERVER_MAX_REQ   (64 * 1024 * 1024)
+#define FORKSERVER_REQ_TYPE  "(aayay)"
+
+/* Parent side: one server per process, for the command it was started
+ * with. */
+static GMutex  fs_lock;
+static int     fs_sock = -1;
+static GPid    fs_owner;
+static char  **fs_argv;
+static gboolean fs_failed;
+
+static gboolean
+write_full (int          fd,
+            const void  *data,
+            gsize        size)
+{
+  const guint8 *p = data;
+
+  while (size > 0)
+    {
+      ssize_t n = send (fd, p, size, MSG_NOSIGNAL);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return FALSE;
+      p += n;
+      size -= (gsize) n;
+    }
+  return TRUE;
+}
+
+static gboolean
+read_full (int    fd,
+           void  *data,
+           gsize  size)
+{
+  guint8 *p = data;
+
+  while (size > 0)
+    {
+      ssize_t n = read (fd, p, size);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return FALSE;
+      p += n;
+      size -= (gsize) n;
+    }
+  return TRUE;
+}
+
+/* Sends @size bytes at @data with @n_fds descriptors attached. */
+static gboolean
+send_with_fds (int          sock,
+               const void  *data,
+               gsize        size,
+               const int   *fds,
+               guint        n_fds)
+{
+  union {
+    char           buf[CMSG_SPACE (4 * sizeof (int))];
+    struct cmsghdr align;
+  } control;
+  struct iovec iov = { .iov_base = (void *) data, .iov_len = size };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+  ssize_t n;
+
+  g_assert (n_fds <= 4);
+  if (n_fds > 0)
+    {
+      struct cmsghdr *cmsg;
+
+      memset (&control, 0, sizeof control);
+      msg.msg_control = control.buf;
+      msg.msg_controllen = CMSG_SPACE (n_fds * sizeof (int));
+      cmsg = CMSG_FIRSTHDR (&msg);
+      cmsg->cmsg_level = SOL_SOCKET;
+      cmsg->cmsg_type = SCM_RIGHTS;
+      cmsg->cmsg_len = CMSG_LEN (n_fds * sizeof (int));
+      memcpy (CMSG_DATA (cmsg), fds, n_fds * sizeof (int));
+    }
+  do
+    n = sendmsg (sock, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n <= 0)
+    return FALSE;
+  return write_full (sock, (const guint8 *) data + n, size - (gsize) n);
+}
+
+/* Receives @size bytes into @data and exactly @n_fds descriptors (close on
+ * exec).  Any other number of descriptors is an error. */
+static gboolean
+recv_with_fds (int    sock,
+               void  *data,
+               gsize  size,
+               int   *fds,
+               guint  n_fds)
+{
+  union {
+    char           buf[CMSG_SPACE (4 * sizeof (int))];
+    struct cmsghdr align;
+  } control;
+  struct iovec iov = { .iov_base = data, .iov_len = size };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                        .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+  guint got = 0;
+  ssize_t n;
+
+  do
+    n = recvmsg (sock, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n <= 0)
+    return FALSE;
+
+  for (struct cmsghdr *cmsg = CMSG_FIRSTHDR (&msg); cmsg != NULL; cmsg = CMSG_NXTHDR (&msg, cmsg))
+    if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
+      {
+        guint count = (guint) ((cmsg->cmsg_len - CMSG_LEN (0)) / sizeof (int));
+        int received[4];
+
+        memcpy (received, CMSG_DATA (cmsg), MIN (count, 4u) * sizeof (int));
+        for (guint i = 0; i < MIN (count, 4u); i++)
+          {
+            if (got < n_fds)
+              fds[got++] = received[i];
+            else
+              close (received[i]);
+          }
+      }
+  if (got != n_fds || (msg.msg_flags & MSG_CTRUNC) != 0)
+    {
+      for (guint i = 0; i < got; i++)
+        close (fds[i]);
+      return FALSE;
+    }
+  if (!read_full (sock, (guint8 *) data + n, size - (gsize) n))
+    {
+      for (guint i = 0; i < got; i++)
+        close (fds[i]);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* With fs_lock held. */
+static gboolean
+forkserver_start (const char * const *argv)
+{
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  g_auto(GStrv) envp = NULL;
+  g_autofree char *fd_text = g_strdup_printf ("%d", FORKSERVER_FD);
+  sigset_t mask, defaults;
+  int sv[2], child_end, status = 0, r;
+  pid_t pid;
+
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return FALSE;
+  /* Away from FORKSERVER_FD, so that dup2() clears close-on-exec. */
+  child_end = fcntl (sv[1], F_DUPFD_CLOEXEC, FORKSERVER_FD + 1);
+  close (sv[1]);
+  if (child_end < 0)
+    {
+      close (sv[0]);
+      return FALSE;
+    }
+
+  envp = g_environ_setenv (g_get_environ (), FIBER_ENV_FORKSERVER_FD, fd_text, TRUE);
+  posix_spawnattr_init (&attr);
+  posix_spawn_file_actions_init (&actions);
+  sigemptyset (&mask);
+  sigemptyset (&defaults);
+  sigaddset (&defaults, SIGPIPE);
+  posix_spawnattr_setsigmask (&attr, &mask);
+  posix_spawnattr_setsigdefault (&attr, &defaults);
+  posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawn_file_actions_adddup2 (&actions, child_end, FORKSERVER_FD);
+  r = posix_spawn (&pid, argv[0], &actions, &attr, (char * const *) argv, envp);
+  posix_spawn_file_actions_destroy (&actions);
+  posix_spawnattr_destroy (&attr);
+  close (child_end);
+  if (r != 0)
+    {
+      close (sv[0]);
+      return FALSE;
+    }
+
+  /* The process detaches by forking the server and exiting: its exit
+   * status says whether the server runs. */
+  while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+    {
+      g_debug ("the fork server did not start (wait status %d); spawning instead", status);
+      close (sv[0]);
+      return FALSE;
+    }
+
+  fs_sock = sv[0];
+  fs_owner = getpid ();
+  g_strfreev (fs_argv);
+  fs_argv = g_strdupv ((char **) argv);
+  return TRUE;
+}
+
+/* With fs_lock held: one start.  FALSE when the server is gone. */
+static gboolean
+forkserver_request (GBytes *request,
+                    gint64 *pid,
+                    int    *pidfd,
+                    int    *status_fd)
+{
+  gsize size;
+  const guint8 *data = g_bytes_get_data (request, &size);
+  g_autofree guint8 *framed = g_malloc (4 + size);
+  guint32 size32 = (guint32) size;
+  int stdio[3], null_fd = -1;
+  int fds[2];
+  gboolean ok;
+
+  /* The child gets our standard streams as they are now. */
+  for (int i = 0; i < 3; i++)
+    {
+      stdio[i] = i;
+      if (fcntl (i, F_GETFD) < 0)
+        {
+          if (null_fd < 0)
+            null_fd = open ("/dev/null", O_RDWR | O_CLOEXEC);
+          stdio[i] = null_fd;
+        }
+    }
+  memcpy (framed, &size32, 4);
+  memcpy (framed + 4, data, size);
+  ok = stdio[0] >= 0 && stdio[1] >= 0 && stdio[2] >= 0 &&
+       send_with_fds (fs_sock, framed, 4 + size, stdio, 3);
+  if (null_fd >= 0)
+    close (null_fd);
+  if (!ok)
+    return FALSE;
+
+  if (!recv_with_fds (fs_sock, pid, sizeof *pid, fds, 0))
+    return FALSE;
+  if (*pid <= 0)
+    return TRUE;  /* the server could not fork: *pid is -errno */
+  /* The two descriptors follow the pid in a message of their own. */
+  {
+    guint8 ack;
+
+    if (!recv_with_fds (fs_sock, &ack, 1, fds, 2))
+      return FALSE;
+  }
+  *pidfd = fds[0];
+  *status_fd = fds[1];
+  fcntl (*status_fd, F_SETFL, O_NONBLOCK);
+  return TRUE;
+}
+
+FiberJob *
+_fiber_local_backend_create_forked_job (FiberBackend  *backend,
+                                        FiberJobSpec  *spec,
+                                        GError       **error)
+{
+  const char * const *argv = fiber_job_spec_get_argv (spec);
+  const char *cwd = fiber_job_spec_get_cwd (spec);
+  const char *method = g_getenv (FIBER_ENV_START_METHOD);
+  g_auto(GStrv) envp = NULL;
+  g_autofree char *here = NULL;
+  g_autoptr(GVariant) request = NULL;
+  g_autoptr(GBytes) bytes = NULL;
+  g_autofree char *id = NULL;
+  gint64 pid = 0;
+  int pidfd = -1, status_fd = -1;
+  gboolean done = FALSE;
+  int subreaper = 0;
+  LocalJob *lj;
+  FiberJob *job;
+
+  g_return_val_if_fail (FIBER_IS_LOCAL_BACKEND (backend), NULL);
+
+  /* A subreaper would adopt the detached server: it spawns instead. */
+  if (prctl (PR_GET_CHILD_SUBREAPER, &subreaper) != 0 || subreaper != 0 ||
+      (method != NULL && g_str_equal (method, "spawn")) ||
+      argv == NULL || argv[0] == NULL || !g_path_is_absolute (argv[0]) ||
+      (cwd != NULL && !g_file_test (cwd, G_FILE_TEST_IS_DIR)))
+    return fiber_backend_create_job (backend, spec, error);
+
+  envp = _fiber_job_spec_apply_environment (spec, g_get_environ ());
+  if (fiber_job_spec_get_daemon (spec))
+    {
+      g_autofree char *self_pid = g_strdup_printf ("%d", (int) getpid ());
+      envp = g_environ_setenv (envp, FIBER_ENV_PARENT_PID, self_pid, TRUE);
+    }
+  if (cwd == NULL)
+    cwd = here = g_get_current_dir ();
+  request = g_variant_ref_sink (g_variant_new ("(^aay^ay)", envp, cwd));
+  bytes = g_variant_get_data_as_bytes (request);
+
+  g_mutex_lock (&fs_lock);
+  if (fs_sock >= 0 && fs_owner != getpid ())
+    {
+      /* A fork of the process that started the server: not ours. */
+      close (fs_sock);
+      fs_sock = -1;
+      fs_failed = FALSE;
+    }
+  if (fs_sock >= 0 && !g_strv_equal ((const char * const *) fs_argv, argv))
+    {
+      g_mutex_unlock (&fs_lock);
+      return fiber_backend_create_job (backend, spec, error);
+    }
+  /* A server that died is replaced once. */
+  for (int attempt = 0; attempt < 2 && !done && !fs_failed; attempt++)
+    {
+      if (fs_sock < 0 && !forkserver_start (argv))
+        {
+          fs_failed = TRUE;
+          break;
+        }
+      done = forkserver_request (bytes, &pid, &pidfd, &status_fd);
+      if (!done)
+        {
+          close (fs_sock);
+          fs_sock = -1;
+        }
+    }
+  g_mutex_unlock (&fs_lock);
+
+  if (!done || pid <= 0)
+    return fiber_backend_create_job (backend, spec, error);
+
+  lj = g_new0 (LocalJob, 1);
+  lj->magic = LOCAL_JOB_MAGIC;
+  g_mutex_init (&lj->lock);
+  lj->pid = (GPid) pid;
+  lj->forked = TRUE;
+  lj->status_fd = status_fd;
+
+  id = g_strdup_printf ("%" G_GINT64_FORMAT, pid);
+  job = _fiber_job_new (id, pid, pidfd, lj, local_job_free);
+  _fiber_job_set_state (job, FIBER_JOB_STATE_RUNNING);
+  return job;
+}
+
+/* Server side. */
+
+typedef struct
+{
+  GPid pid;
+  int  status_fd;
+} ForkedChild;
+
+static int
+count_threads (void)
+{
+  g_autofree char *status = NULL;
+  const char *line;
+
+  if (!g_file_get_contents ("/proc/self/status", &status, NULL, NULL))
+    return -1;
+  line = strstr (status, "\nThreads:");
+  return line != NULL ? atoi (line + strlen ("\nThreads:")) : -1;
+}
+
+static void
+reap_forked (GArray *children)
+{
+  int status;
+  pid_t pid;
+
+  while ((pid = waitpid (-1, &status, WNOHANG)) > 0)
+    for (guint i = 0; i < children->len; i++)
+      {
+        ForkedChild *c = &g_array_index (children, ForkedChild, i);
+
+        if (c->pid != pid)
+          continue;
+        if (write (c->status_fd, &status, sizeof status) < 0)
+          { /* the parent no longer cares */ }
+        close (c->status_fd);
+        g_array_remove_index_fast (children, i);
+        break;
+      }
+}
+
+/* In the new child: becomes what a re-executed child would be. */
+static void
+forked_child_setup (GVariant *request,
+                    int      *stdio)
+{
+  g_autofree const char **env = NULL;
+  const char *cwd;
+  sigset_t none;
+
+  g_variant_get (request, "(^a&ay^&ay)", &env, &cwd);
+  for (int i = 0; i < 3; i++)
+    {
+      if (stdio[i] != i)
+        {
+          dup2 (stdio[i], i);
+          close (stdio[i]);
+        }
+      else
+        fcntl (i, F_SETFD, 0);
+    }
+  signal (SIGINT, SIG_DFL);
+  signal (SIGPIPE, SIG_DFL);
+  signal (SIGCHLD, SIG_DFL);
+  sigemptyset (&none);
+  sigprocmask (SIG_SETMASK, &none, NULL);
+
+  clearenv ();
+  for (guint i = 0; env[i] != NULL; i++)
+    if (strchr (env[i], '=') != NULL)
+      putenv (g_strdup (env[i]));
+  if (chdir (cwd) != 0)
+    {
+      fprintf (stderr, "fiber: cannot change to directory %s: %s\n", cwd, g_strerror (errno));
+      _exit (1);
+    }
+}
+
+gboolean
+_fiber_forkserver_run_if_requested (int *parent_pidfd)
+{
+  const char *text = g_getenv (FIBER_ENV_FORKSERVER_FD);
+  g_autoptr(GArray) children = NULL;
+  sigset_t chld;
+  int sock, sigfd, ppidfd, null_fd;
+  pid_t pid;
+
+  *parent_pidfd = -1;
+  if (text == NULL)
+    return FALSE;
+  sock = atoi (text);
+  g_unsetenv (FIBER_ENV_FORKSERVER_FD);
+  if (sock < 0 || fcntl (sock, F_SETFD, FD_CLOEXEC) != 0)
+    _exit (2);
+
+  /* Forking is only safe while this process has a single thread.  Our
+   * parent waits for us, so its pid is its own here. */
+  ppidfd = pidfd_open (getppid (), 0);
+  if (ppidfd < 0 || count_threads () != 1)
+    _exit (3);
+  pid = fork ();
+  if (pid < 0)
+    _exit (4);
+  if (pid > 0)
+    _exit (0);
+
+  /* The server: detached, holding none of the parent's streams. */
+  null_fd = open ("/dev/null", O_RDWR);
+  fflush (stdout);
+  fflush (stderr);
+  for (int i = 0; i < 3 && null_fd >= 0; i++)
+    dup2 (null_fd, i);
+  if (null_fd > 2)
+    close (null_fd);
+  signal (SIGINT, SIG_IGN);
+  signal (SIGPIPE, SIG_IGN);
+  sigemptyset (&chld);
+  sigaddset (&chld, SIGCHLD);
+  sigprocmask (SIG_BLOCK, &chld, NULL);
+  sigfd = signalfd (-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sigfd < 0)
+    _exit (0);
+  children = g_array_new (FALSE, FALSE, sizeof (ForkedChild));
+
+  for (;;)
+    {
+      struct pollfd pfds[3] = {
+        { .fd = sock, .events = POLLIN },
+        { .fd = sigfd, .events = POLLIN },
+        { .fd = ppidfd, .events = POLLIN },
+      };
+      g_autoptr(GVariant) request = NULL;
+      guint32 size;
+      int stdio[3], status_pipe[2], fds[2];
+      guint8 *body;
+      gint64 reply;
+      guint8 ack = 0;
+      int errsv;
+
+      if (poll (pfds, 3, -1) < 0)
+        continue;
+      if (pfds[1].revents != 0)
+        {
+          struct signalfd_siginfo info;
+
+          while (read (sigfd, &info, sizeof info) > 0)
+            ;
+          reap_forked (children);
+        }
+      if (pfds[2].revents != 0)
+        _exit (0);  /* the parent died */
+      if (pfds[0].revents == 0)
+        continue;
+
+      if (!recv_with_fds (sock, &size, sizeof size, stdio, 3))
+        _exit (0);  /* the parent closed the socket */
+      if (size > FORKSERVER_MAX_REQ)
+        _exit (0);
+      body = g_malloc (size);
+      if (!read_full (sock, body, size))
+        _exit (0);
+      request = g_variant_ref_sink (g_variant_new_from_data (G_VARIANT_TYPE (FORKSERVER_REQ_TYPE),
+                                                             body, size, FALSE, g_free, body));
+
+      if (pipe2 (status_pipe, O_CLOEXEC) != 0)
+        {
+          status_pipe[0] = status_pipe[1] = -1;
+          pid = -1;
+        }
+      else
+        pid = fork ();
+      errsv = errno;
+
+      if (pid == 0)
+        {
+          close (sock);
+          close (sigfd);
+          close (status_pipe[0]);
+          close (status_pipe[1]);
+          for (guint i = 0; i < children->len; i++)
+            close (g_array_index (children, ForkedChild, i).status_fd);
+          forked_child_setup (request, stdio);
+          *parent_pidfd = ppidfd;
+          return TRUE;
+        }
+
+      for (int i = 0; i < 3; i++)
+        close (stdio[i]);
+      if (pid < 0)
+        {
+          reply = -(gint64) MAX (errsv, 1);
+          if (status_pipe[0] >= 0)
+            {
+              close (status_pipe[0]);
+              close (status_pipe[1]);
+            }
+          if (!write_full (sock, &reply, sizeof reply))
+            _exit (0);
+          continue;
+        }
+
+      reply = pid;
+      fds[0] = pidfd_open (pid, 0);   /* not reaped yet: the pid is the child's */
+      fds[1] = status_pipe[0];
+      if (fds[0] < 0 ||
+          !write_full (sock, &reply, sizeof reply) ||
+          !send_with_fds (sock, &ack, 1, fds, 2))
+        {
+          kill (pid, SIGKILL);
+          _exit (0);
+        }
+      close (fds[0]);
+      close (fds[1]);
+      {
+        ForkedChild c = { pid, status_pipe[1] };
+        g_array_append_val (children, c);
+      }
+    }
 }
 
 static const char *

@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #include "fiber-error.h"
+#include "fiber-forkserver-private.h"
 #include "fiber-init-private.h"
 #include "fiber-job-private.h"
+#include "fiber-local-backend.h"
 #include "fiber-process.h"
 #include "fiber-process-private.h"
 #include "fiber-task.h"
@@ -100,6 +102,10 @@ static gint          child_counter;
 
 static GMutex        children_lock;
 static GPtrArray    *children;
+
+/* In a child of the fork server: a pidfd of the parent, for the watch of
+ * a daemonic child (the server, not the parent, is our parent process). */
+static int           inherited_parent_pidfd = -1;
 
 /* ------------------------------------------------------------------------
  * Helpers
@@ -251,13 +257,21 @@ watch_parent (GPid parent)
   if (parent <= 0)
     return;
 
-  pidfd = pidfd_open (parent, 0);
-  if (pidfd < 0 && errno == ESRCH)
-    _exit (1);
-  /* pidfd_open() raced with nothing if our parent is still that pid: a
-   * parent that died would have re-parented us first. */
-  if (getppid () != parent)
-    _exit (1);
+  if (inherited_parent_pidfd >= 0)
+    {
+      /* The fork server opened it while the parent was alive. */
+      pidfd = g_steal_fd (&inherited_parent_pidfd);
+    }
+  else
+    {
+      pidfd = pidfd_open (parent, 0);
+      if (pidfd < 0 && errno == ESRCH)
+        _exit (1);
+      /* pidfd_open() raced with nothing if our parent is still that pid: a
+       * parent that died would have re-parented us first. */
+      if (getppid () != parent)
+        _exit (1);
+    }
 
   if (pidfd >= 0)
     thread = g_thread_try_new ("fiber-parent-watch", parent_watch_thread_func,
@@ -334,8 +348,14 @@ _fiber_process_init_current (void)
     FIBER_ENV_PID,
     FIBER_ENV_PROCESS_IDENTITY,
   };
+  int parent_pidfd = -1;
 
+  /* In a fork server this serves requests; it returns in each child. */
+  if (_fiber_forkserver_run_if_requested (&parent_pidfd))
+    inherited_parent_pidfd = parent_pidfd;
   fiber_current_process ();
+  if (inherited_parent_pidfd >= 0)
+    close (g_steal_fd (&inherited_parent_pidfd));
   /* fiber_init() runs first thing in main(): no other thread reads the
    * environment yet.  Grandchildren get these from fill_child_env(). */
   for (guint i = 0; i < G_N_ELEMENTS (consumed); i++)
@@ -1005,7 +1025,17 @@ fiber_process_start (FiberProcess  *self,
     }
 
   spec = build_spec (self, &payload_dir, error);
-  job = spec != NULL ? fiber_backend_create_job (self->backend, spec, error) : NULL;
+  if (spec == NULL)
+    job = NULL;
+  else if (FIBER_IS_LOCAL_BACKEND (self->backend) && _fiber_init_was_called () &&
+           fiber_current_process ()->identity != NULL &&
+           *fiber_current_process ()->identity == '\0')
+    /* A top-level program starts its processes through a fork server;
+     * nested processes keep the plain process tree (their children are
+     * their own), which is what subreapers and their tests look at. */
+    job = _fiber_local_backend_create_forked_job (self->backend, spec, error);
+  else
+    job = fiber_backend_create_job (self->backend, spec, error);
   if (job == NULL)
     {
       g_mutex_unlock (&self->lock);
