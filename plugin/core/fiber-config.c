@@ -31,6 +31,7 @@ static const struct
   { "resilient",        "resilient" },
   { "stack_size",       "stack-size" },
   { "backend",          "backend" },
+  { "worker_command",   "worker-command" },
 };
 
 /* A list of construct properties being collected. */
@@ -489,6 +490,8 @@ is_config_key (const char *member)
  * - `backend` (object): the job backend: `name` (such as `local`, `slurm`,
  *   `kubernetes`) and that backend's settings, each member setting the
  *   backend property of the same name (`_` and `-` are the same)
+ * - `worker_command` (array of strings): the command line that starts a
+ *   worker of a process or remote pool (language bindings set their own)
  *
  * A member whose value is null is ignored.  Values the config leaves out
  * come from the GSettings schema `org.fiberglib.Fiber` when it is

@@ -366,6 +366,10 @@ def create_pool(pool_type=None, processes=None, initializer=None, initargs=(),
     for key, value in properties.items():
         props[key.replace("_", "-")] = value
     name = pool_type if pool_type else _default_pool_type()
+    if name == "remote":
+        # Remote workers run Python tasks too: the Python worker, as a
+        # command line the cluster's nodes can run (same paths).
+        props.setdefault("worker-command", _worker_command())
 
     try:
         new_with_props = getattr(Fiber.Pool, "new_with_properties", None)
@@ -411,7 +415,7 @@ def _new_from_config(name, props):
     keys = {"processes": "processes", "initializer": "initializer",
             "initargs": "initargs", "maxtasksperchild": "maxtasksperchild",
             "max-retries": "max_retries", "resilient": "resilient",
-            "stack-size": "stack_size"}
+            "stack-size": "stack_size", "worker-command": "worker_command"}
     rest = {}
     for key, value in props.items():
         if key in keys:
