@@ -104,6 +104,17 @@ export function expectName(name) {
     return null;
 }
 
+/** Maps square() over @items in a process pool of its own (a nested pool). */
+export async function nestedSquares(items) {
+    const pool = FiberJS.newPool('process', 1, {modules: [import.meta.url]});
+    try {
+        return await FiberJS.map(pool, import.meta.url, 'square', items);
+    } finally {
+        pool.close();
+        pool.join(-1);
+    }
+}
+
 /** Returns null: the target of a process that exits with 0. */
 export function nothing() {
     return null;

@@ -86,6 +86,18 @@ for (const type of ['process', 'ndprocess']) {
     });
 }
 
+test('ndprocess workers may start pools, process workers may not', async () => {
+    await withPool('ndprocess', 1, {modules: [TASKS]}, async pool => {
+        assert.deepEqual(await FiberJS.call(pool, TASKS, 'nestedSquares', [1, 2, 3]), [1, 4, 9],
+            'nested pool in an ndprocess worker');
+    });
+    await withPool('process', 1, {modules: [TASKS]}, async pool => {
+        await assert.rejects(FiberJS.call(pool, TASKS, 'nestedSquares', [1]),
+            {domain: FIBER_ERROR, code: Fiber.Error.TASK_FAILED,
+                message: /daemonic processes are not allowed to have children/});
+    });
+});
+
 test('process: three workers run three JS tasks at once', () =>
     withPool('process', 3, {modules: [TASKS]}, async pool => {
         // With chunksize 1 no item waits behind a busy worker: each task
