@@ -969,6 +969,52 @@ test_interrupt (gconstpointer data)
   fiber_test_assert_no_leaks (2000);
 }
 
+/* pypushflow's "subprocess" task type: interrupting it ends the command. */
+static void
+test_interrupt_subprocess (gconstpointer data)
+{
+  FiberPool *pool = new_pool (data, 1);
+  g_autofree char *dir = g_dir_make_tmp ("fiber-test-XXXXXX", NULL);
+  g_autofree char *pidfile = g_build_filename (dir, "pid", NULL);
+  g_autofree char *script = g_strdup_printf ("echo $$ > '%s.tmp' && mv '%s.tmp' '%s' && exec sleep 60",
+                                             pidfile, pidfile, pidfile);
+  const char *argv[] = { "sh", "-c", script, NULL };
+  g_autoptr(FiberApplyResult) r = NULL;
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = NULL;
+  gint64 deadline;
+  GPid pid;
+
+  r = fiber_pool_apply_async (pool, "fiber.subprocess", g_variant_new ("(^as)", argv),
+                              NULL, NULL, NULL);
+  deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
+  while (!g_file_get_contents (pidfile, &text, NULL, NULL))
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (2000);
+    }
+  pid = (GPid) g_ascii_strtoll (text, NULL, 10);
+  g_assert_cmpint (pid, >, 0);
+
+  fiber_pool_interrupt (pool);
+  value = fiber_apply_result_get (r, GUARD_MSEC, &error);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INTERRUPTED);
+  g_assert_null (value);
+
+  /* The command was stopped and reaped, not left running. */
+  deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
+  while (fiber_test_pid_alive (pid))
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (5000);
+    }
+
+  close_and_join (pool);
+  remove_dir (dir);
+  fiber_test_assert_no_leaks (2000);
+}
+
 static volatile sig_atomic_t sigint_seen;
 
 static void
@@ -1088,6 +1134,7 @@ main (int    argc,
   add_typed ("result-thread-notify", test_result_thread_notify);
   add_typed ("daemonic-children", test_daemonic_children);
   add_typed ("interrupt", test_interrupt);
+  add_typed ("interrupt-subprocess", test_interrupt_subprocess);
   g_test_add_func ("/pool/ndprocess/sigint-group", test_sigint_group);
 
   ret = g_test_run ();
