@@ -831,6 +831,29 @@ test_initializer (gconstpointer data)
   fiber_test_assert_no_leaks (2000);
 }
 
+/* An initializer that fails: work fails with its message, no hang. */
+static void
+test_initializer_fails (gconstpointer data)
+{
+  const char *type = data;
+  FiberPool *pool = new_pool_with ("pool-type", type,
+                                   "processes", 2,
+                                   "daemon", g_str_equal (type, "process"),
+                                   "initializer", "fiber.fail",
+                                   "initargs", g_variant_new ("(s)", "init broke"),
+                                   NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) result = NULL;
+
+  result = fiber_pool_apply (pool, "test.square", g_variant_new_int32 (2), &error);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_WORKER_LOST);
+  g_assert_nonnull (strstr (error->message, "init broke"));
+  g_assert_null (result);
+
+  close_and_join (pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
 static void
 test_result_thread_notify (gconstpointer data)
 {
@@ -1131,6 +1154,7 @@ main (int    argc,
   add_typed ("pi", test_pi);
   add_typed ("maxtasksperchild", test_maxtasksperchild);
   add_typed ("initializer", test_initializer);
+  add_typed ("initializer-fails", test_initializer_fails);
   add_typed ("result-thread-notify", test_result_thread_notify);
   add_typed ("daemonic-children", test_daemonic_children);
   add_typed ("interrupt", test_interrupt);
