@@ -3,7 +3,6 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 //
 //   import Fiber from 'gi://Fiber?version=1.0';
-import System from 'system';
 //   import * as FiberJS from '<datadir>/fiber-1.0/js/fiber.js';
 //
 //   const pool = FiberJS.newPool('process', 2, {modules: [import.meta.url]});
@@ -45,6 +44,7 @@ import System from 'system';
 import GLib from 'gi://GLib';
 import Gio from 'gi://Gio';
 import Fiber from 'gi://Fiber?version=1.0';
+import System from 'system';
 
 Gio._promisify(Fiber.Pool.prototype, 'apply_async', 'apply_finish');
 Gio._promisify(Fiber.Pool.prototype, 'map_async', 'map_finish');
@@ -127,6 +127,26 @@ export function init(modules = []) {
 }
 
 /**
+ * The pool type Fiber.Pool.new(null, …) picks: the environment variable
+ * FIBER_POOL_TYPE, then the setting `default-pool-type`, then `process`.
+ *
+ * @returns {string} a pool type name
+ */
+export function defaultPoolType() {
+    const env = GLib.getenv('FIBER_POOL_TYPE');
+    if (env)
+        return env;
+    const source = Gio.SettingsSchemaSource.get_default();
+    if (source?.lookup('org.fiberglib.Fiber', true)) {
+        const value = new Gio.Settings({schema_id: 'org.fiberglib.Fiber'})
+            .get_string('default-pool-type');
+        if (value)
+            return value;
+    }
+    return 'process';
+}
+
+/**
  * Creates a pool of @type.  Process pools get GJS workers (worker.js), so
  * they run JS tasks as well as registered C tasks.
  *
@@ -144,6 +164,7 @@ export function init(modules = []) {
  */
 export function newPool(type = null, processes = 0, options = {}) {
     const {modules = [], jsInitializer = null, ...props} = options;
+    type ??= defaultPoolType();
     if (jsInitializer !== null) {
         if (!(type in PROCESS_TYPES)) {
             throw fiberError(Fiber.Error.NOT_SUPPORTED,

@@ -181,6 +181,25 @@ test('Fiber.Pool.new() without fiber.js: C workers (fiber-worker)', async () => 
     }
 });
 
+test('newPool(null) picks the default type (FIBER_POOL_TYPE, else process)', async () => {
+    for (const [env, expected] of [[null, 'process'], ['thread', 'thread']]) {
+        if (env === null)
+            GLib.unsetenv('FIBER_POOL_TYPE');
+        else
+            GLib.setenv('FIBER_POOL_TYPE', env, true);
+        try {
+            await withPool(null, 1, async pool => {
+                assert.equal(pool.get_pool_type(), expected, 'pool type');
+                assert.equal(FiberJS.defaultPoolType(), expected, 'defaultPoolType()');
+                const result = await pool.apply_async('fiber.echo', new GLib.Variant('(i)', [1]), null);
+                assert.deepEqual(result.deepUnpack(), [1], 'apply_async');
+            });
+        } finally {
+            GLib.unsetenv('FIBER_POOL_TYPE');
+        }
+    }
+});
+
 test('an unknown pool type is a GLib.Error', () => {
     assert.throws(() => FiberJS.newPool('no-such-type', 1),
         {domain: FIBER_ERROR, code: Fiber.Error.INVALID_ARGUMENT, message: /no-such-type/});
