@@ -153,6 +153,14 @@ test('process: interrupt fails a running JS task once it returns', () =>
         assert.equal(await FiberJS.call(pool, TASKS, 'add', 2, 2), 4, 'after interrupt');
     }));
 
+test('process: a JS task that blocks for many heartbeats is not a lost worker', () =>
+    withPool('process', 1, {modules: [TASKS], heartbeat_interval: 100}, async pool => {
+        // Silent for five intervals (0.5 s) would mean lost; the C runtime's
+        // watchdog thread keeps beating while JavaScript holds the main thread.
+        const [first] = await FiberJS.map(pool, TASKS, 'pauseThenPid', [1.2], 1);
+        assert.equal(await FiberJS.call(pool, TASKS, 'pid'), first, 'the same worker');
+    }));
+
 test('process: terminate while a JS task runs rejects it with CLOSED', async () => {
     const pool = FiberJS.newPool('process', 1, {modules: [TASKS]});
     const pending = FiberJS.call(pool, TASKS, 'pause', 20, 1);
