@@ -115,6 +115,24 @@ export async function nestedSquares(items) {
     }
 }
 
+/**
+ * Returns x * 10; but with @die, the first call for @x (marked by a file in
+ * @dir) SIGKILLs its own worker process, so only the retry returns.
+ */
+export function dieOnce(dir, x, die) {
+    if (!die)
+        return x * 10;
+    const marker = Gio.File.new_for_path(GLib.build_filenamev([dir, `${x}`]));
+    try {
+        marker.create(Gio.FileCreateFlags.NONE, null).close(null);
+    } catch {
+        return x * 10;   // ran before: this is the retry
+    }
+    GLib.spawn_command_line_sync(`kill -KILL ${pid()}`);
+    GLib.usleep(10 * 1e6);
+    throw new Error('still alive after SIGKILL');
+}
+
 /** Returns null: the target of a process that exits with 0. */
 export function nothing() {
     return null;

@@ -161,6 +161,25 @@ test('process: a JS task that blocks for many heartbeats is not a lost worker', 
         assert.equal(await FiberJS.call(pool, TASKS, 'pid'), first, 'the same worker');
     }));
 
+test('process: a worker killed in the middle of a map: complete results, once each', () =>
+    withPool('process', 2, {modules: [TASKS]}, async pool => {
+        const dir = GLib.build_filenamev([GLib.getenv('TMPDIR'), 'die-once']);
+        GLib.mkdir_with_parents(dir, 0o700);
+        try {
+            const items = [...Array(12).keys()];
+            // Items 3 and 8 kill their worker the first time they run.
+            const out = await FiberJS.starmap(pool, TASKS, 'dieOnce',
+                items.map(x => [dir, x, x === 3 || x === 8]), 1);
+            assert.deepEqual(out, items.map(x => x * 10), 'every result, in order');
+            assert.deepEqual(listDir(dir).sort(), ['3', '8'], 'each killed once');
+            assert.equal(await FiberJS.call(pool, TASKS, 'add', 1, 2), 3, 'replaced workers serve');
+        } finally {
+            for (const name of listDir(dir))
+                GLib.unlink(GLib.build_filenamev([dir, name]));
+            GLib.rmdir(dir);
+        }
+    }));
+
 test('process: terminate while a JS task runs rejects it with CLOSED', async () => {
     const pool = FiberJS.newPool('process', 1, {modules: [TASKS]});
     const pending = FiberJS.call(pool, TASKS, 'pause', 20, 1);
