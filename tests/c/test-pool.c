@@ -1038,6 +1038,171 @@ test_interrupt_subprocess (gconstpointer data)
   fiber_test_assert_no_leaks (2000);
 }
 
+/* Cancelling a queued call: its callback runs once with
+ * G_IO_ERROR_CANCELLED and the task never runs. */
+static void
+test_cancel_queued (gconstpointer data)
+{
+  FiberPool *pool = new_pool (data, 1);
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autofree char *dir = g_dir_make_tmp ("fiber-test-XXXXXX", NULL);
+  g_autofree char *busy = g_build_filename (dir, "busy", NULL);
+  g_autofree char *never = g_build_filename (dir, "never", NULL);
+  AsyncState state = { context, g_thread_self (), 0, NULL, NULL };
+  g_autoptr(FiberApplyResult) running = NULL;
+  g_autoptr(FiberApplyResult) queued = NULL;
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_main_context_push_thread_default (context);
+  running = fiber_pool_apply_async (pool, "test.started-then-sleep", g_variant_new ("(s)", busy),
+                                    NULL, NULL, NULL);
+  wait_for_files (dir, 1);
+  queued = fiber_pool_apply_async (pool, "test.started-then-sleep", g_variant_new ("(s)", never),
+                                   cancellable, apply_done, &state);
+  g_cancellable_cancel (cancellable);
+  run_until_called (&state);
+  g_main_context_pop_thread_default (context);
+  g_assert_error (state.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_null (state.value);
+  g_clear_error (&state.error);
+
+  fiber_pool_interrupt (pool);
+  value = fiber_apply_result_get (running, GUARD_MSEC, &error);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INTERRUPTED);
+  g_clear_error (&error);
+
+  /* The one worker runs in order: had the cancelled call been sent, it
+   * would have run before this one. */
+  value = fiber_pool_apply (pool, "test.square", g_variant_new_int32 (4), &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (count_files (dir), ==, 1);
+
+  close_and_join (pool);
+  remove_dir (dir);
+  fiber_test_assert_no_leaks (2000);
+}
+
+/* join() with a timeout returns on time while work runs; dropping the last
+ * reference of a busy pool stops it. */
+static void
+test_join_timeout_dispose (gconstpointer data)
+{
+  FiberPool *pool = new_pool (data, 2);
+  g_autofree char *dir = g_dir_make_tmp ("fiber-test-XXXXXX", NULL);
+  g_autofree char *marker = g_build_filename (dir, "running", NULL);
+  g_autoptr(FiberApplyResult) r = NULL;
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GError) error = NULL;
+
+  r = fiber_pool_apply_async (pool, "test.started-then-sleep", g_variant_new ("(s)", marker),
+                              NULL, NULL, NULL);
+  wait_for_files (dir, 1);
+  fiber_pool_close (pool);
+  g_assert_false (fiber_pool_join (pool, 50, &error));
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_TIMEOUT);
+  g_clear_error (&error);
+  g_assert_false (fiber_apply_result_ready (r));
+
+  /* The last reference goes while the task runs: the workers are stopped,
+   * the call fails instead of hanging. */
+  g_object_unref (pool);
+  value = fiber_apply_result_get (r, GUARD_MSEC, &error);
+  g_assert_nonnull (error);
+  g_assert_null (value);
+
+  remove_dir (dir);
+  fiber_test_assert_no_leaks (2000);
+}
+
+/* Arguments and results of several MiB travel whole. */
+static void
+test_large_payload (gconstpointer data)
+{
+  FiberPool *pool = new_pool (data, 2);
+  const gsize size = 3 * 1024 * 1024;
+  g_autofree guint8 *bytes = g_malloc (size);
+  g_autoptr(GVariant) args = NULL;
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GVariant) results = NULL;
+  g_autoptr(GError) error = NULL;
+
+  for (gsize i = 0; i < size; i++)
+    bytes[i] = (guint8) (i * 7 + (i >> 13));
+  args = g_variant_ref_sink (g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes, size, 1));
+
+  value = fiber_pool_apply (pool, "fiber.echo", args, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_variant_equal (value, args));
+
+  /* several at once, through both workers */
+  results = fiber_pool_map (pool, "fiber.echo",
+                            g_variant_new_array (NULL, (GVariant *[]) { args, args, args }, 3),
+                            1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (results), ==, 3);
+  for (gsize i = 0; i < 3; i++)
+    {
+      g_autoptr(GVariant) boxed = g_variant_get_child_value (results, i);
+      g_autoptr(GVariant) item = g_variant_get_variant (boxed);
+
+      g_assert_true (g_variant_equal (item, args));
+    }
+
+  close_and_join (pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
+typedef struct
+{
+  FiberPool *pool;
+  int        offset;
+} ThreadJob;
+
+static gpointer
+map_in_thread (gpointer data)
+{
+  ThreadJob *job = data;
+
+  for (int round = 0; round < 5; round++)
+    {
+      g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("ai"));
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) results = NULL;
+
+      for (int i = 0; i < 200; i++)
+        g_variant_builder_add (b, "i", job->offset + i);
+      results = fiber_pool_map (job->pool, "test.square", g_variant_builder_end (b), 0, &error);
+      g_assert_no_error (error);
+      g_assert_cmpuint (g_variant_n_children (results), ==, 200);
+      for (int i = 0; i < 200; i++)
+        g_assert_cmpint (av_int32 (results, i), ==, (job->offset + i) * (job->offset + i));
+    }
+  return NULL;
+}
+
+/* One pool used from several threads at once. */
+static void
+test_threads (gconstpointer data)
+{
+  FiberPool *pool = new_pool (data, 2);
+  ThreadJob jobs[4];
+  GThread *threads[4];
+
+  for (int t = 0; t < 4; t++)
+    {
+      jobs[t].pool = pool;
+      jobs[t].offset = t * 1000;
+      threads[t] = g_thread_new ("mapper", map_in_thread, &jobs[t]);
+    }
+  for (int t = 0; t < 4; t++)
+    g_thread_join (threads[t]);
+
+  close_and_join (pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
 static volatile sig_atomic_t sigint_seen;
 
 static void
@@ -1159,6 +1324,10 @@ main (int    argc,
   add_typed ("daemonic-children", test_daemonic_children);
   add_typed ("interrupt", test_interrupt);
   add_typed ("interrupt-subprocess", test_interrupt_subprocess);
+  add_typed ("cancel-queued", test_cancel_queued);
+  add_typed ("join-timeout-dispose", test_join_timeout_dispose);
+  add_typed ("large-payload", test_large_payload);
+  add_typed ("threads", test_threads);
   g_test_add_func ("/pool/ndprocess/sigint-group", test_sigint_group);
 
   ret = g_test_run ();
