@@ -15,6 +15,8 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fiber-test-util.h"
@@ -108,6 +110,56 @@ task_die_on (GVariant *args, GCancellable *cancellable, gpointer data, GError **
   if (i == victim)
     raise (SIGKILL);
   return g_variant_new_int32 (i);
+}
+
+/* (ss) pool type, dir: makes a pool of two workers in a non-daemonic
+ * process, writes the workers' pids to <dir>/pids, keeps them busy and
+ * dies by SIGKILL. */
+static GVariant *
+task_pool_then_die (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
+{
+  const char *type, *dir;
+  g_autofree char *tmp = NULL;
+  g_autofree char *pids_path = NULL;
+  g_autofree char *pids_tmp = NULL;
+  g_autofree char *log = NULL;
+  g_autoptr(GString) text = g_string_new (NULL);
+  g_autoptr(GArray) children = NULL;
+  g_autoptr(GVariant) results = NULL;
+  g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("a(sid)"));
+  FiberPool *pool;
+
+  g_variant_get (args, "(&s&s)", &type, &dir);
+  /* The pool's runtime directory, left behind by the SIGKILL, goes here. */
+  tmp = g_build_filename (dir, "tmp", NULL);
+  g_mkdir (tmp, 0700);
+  g_setenv ("TMPDIR", tmp, TRUE);
+  log = g_build_filename (dir, "log", NULL);
+
+  pool = fiber_pool_new (type, 2, error);
+  if (pool == NULL)
+    return NULL;
+  results = fiber_pool_map (pool, "fiber.echo", g_variant_new_parsed ("[1, 2, 3, 4]"), 1, error);
+  if (results == NULL)
+    return NULL;
+
+  children = fiber_test_list_children ();
+  for (guint i = 0; i < children->len; i++)
+    g_string_append_printf (text, "%d\n", (int) g_array_index (children, GPid, i));
+
+  /* Busy workers: a task that would take a minute each. */
+  for (int i = 0; i < 2; i++)
+    g_variant_builder_add (b, "(sid)", log, i, 60.0);
+  g_object_unref (fiber_pool_starmap_async (pool, "test.slow-square", g_variant_builder_end (b),
+                                            1, NULL, NULL, NULL));
+  g_usleep (100 * 1000);
+
+  pids_path = g_build_filename (dir, "pids", NULL);
+  pids_tmp = g_build_filename (dir, "pids.tmp", NULL);
+  if (!g_file_set_contents (pids_tmp, text->str, -1, error) || g_rename (pids_tmp, pids_path) != 0)
+    return NULL;
+  raise (SIGKILL);
+  return NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -463,6 +515,143 @@ test_not_resilient (Fixture       *fx,
   close_and_join (pool);
 }
 
+/* A worker that stops answering (SIGSTOP) is given up after five missed
+ * heartbeats, killed and replaced; the map completes exactly. */
+static void
+test_worker_silent (Fixture       *fx,
+                    gconstpointer  data)
+{
+  const char *type = data;
+  const guint n = 60;
+  g_autoptr(GError) error = NULL;
+  FiberPool *pool = FIBER_POOL (g_initable_new (FIBER_TYPE_PROCESS_POOL, NULL, &error,
+                                                "pool-type", type,
+                                                "processes", 2,
+                                                "daemon", g_str_equal (type, "process"),
+                                                "heartbeat-interval", 100,
+                                                NULL));
+  g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("a(sid)"));
+  g_autoptr(FiberMapResult) r = NULL;
+  g_autoptr(GVariant) results = NULL;
+  g_autoptr(GArray) counts = NULL;
+  gint64 deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
+  guint twice = 0;
+  GPid victim;
+
+  g_assert_no_error (error);
+  for (guint i = 0; i < n; i++)
+    g_variant_builder_add (b, "(sid)", fx->log, (gint32) i, 0.01);
+  r = fiber_pool_starmap_async (pool, "test.slow-square", g_variant_builder_end (b), 1,
+                                NULL, NULL, NULL);
+  while (count_lines (fx->log) < 5)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (1000);
+    }
+  victim = pick_worker ();
+  g_assert_cmpint (kill (victim, SIGSTOP), ==, 0);
+
+  results = fiber_map_result_get (r, GUARD_MSEC, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (results), ==, n);
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) boxed = g_variant_get_child_value (results, i);
+      g_autoptr(GVariant) value = g_variant_get_variant (boxed);
+
+      g_assert_cmpint (g_variant_get_int32 (value), ==, (gint32) (i * i));
+    }
+  counts = read_log_counts (fx->log, n);
+  for (guint i = 0; i < n; i++)
+    {
+      g_assert_cmpuint (g_array_index (counts, guint, i), >=, 1);
+      if (g_array_index (counts, guint, i) > 1)
+        twice++;
+    }
+  g_assert_cmpuint (twice, <=, 1);
+
+  /* The frozen worker was killed (SIGKILL ends a stopped process too). */
+  deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
+  while (fiber_test_pid_alive (victim))
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (5000);
+    }
+
+  close_and_join (pool);
+}
+
+static void
+remove_tree (const char *path)
+{
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+
+      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+        remove_tree (child);
+      else
+        g_unlink (child);
+    }
+  g_rmdir (path);
+}
+
+/* The process that owns a pool is SIGKILLed: its workers, busy or not, do
+ * not outlive it for long (daemonic ones watch it; all of them lose the
+ * connection to their pool). */
+static void
+test_owner_killed (Fixture       *fx,
+                   gconstpointer  data)
+{
+  g_autofree char *pids_path = g_build_filename (fx->dir, "pids", NULL);
+  g_autofree char *tmp = g_build_filename (fx->dir, "tmp", NULL);
+  g_autofree char *contents = NULL;
+  g_auto(GStrv) lines = NULL;
+  g_autoptr(FiberProcess) owner = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 deadline;
+  int exitcode = 0;
+
+  /* The orphaned workers are re-parented to us, so we can reap them. */
+  g_assert_cmpint (prctl (PR_SET_CHILD_SUBREAPER, 1), ==, 0);
+
+  owner = fiber_process_new ("test.pool-then-die", g_variant_new ("(ss)", (const char *) data, fx->dir));
+  g_assert_true (fiber_process_start (owner, &error));
+  g_assert_no_error (error);
+  g_assert_true (fiber_process_join (owner, GUARD_MSEC));
+  g_assert_true (fiber_process_get_exitcode (owner, &exitcode));
+  g_assert_cmpint (exitcode, ==, -SIGKILL);
+
+  g_assert_true (g_file_get_contents (pids_path, &contents, NULL, NULL));
+  lines = g_strsplit (contents, "\n", -1);
+  g_assert_cmpuint (g_strv_length (lines), ==, 3);
+  deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
+  for (guint i = 0; lines[i] != NULL && *lines[i] != '\0'; i++)
+    {
+      GPid pid = (GPid) g_ascii_strtoll (lines[i], NULL, 10);
+      gint64 start = g_get_monotonic_time ();
+      int status;
+      pid_t got;
+
+      g_assert_cmpint (pid, >, 0);
+      while ((got = waitpid (pid, &status, WNOHANG)) == 0 &&
+             g_get_monotonic_time () < deadline)
+        g_usleep (2000);
+      if (got == 0)
+        kill (pid, SIGKILL);
+      g_assert_cmpint (got, ==, pid);
+      g_test_message ("worker %d gone after %.2f s", (int) pid,
+                      (g_get_monotonic_time () - start) / 1e6);
+    }
+
+  g_assert_cmpint (prctl (PR_SET_CHILD_SUBREAPER, 0), ==, 0);
+  g_unlink (pids_path);
+  remove_tree (tmp);
+}
+
 static void
 add_typed (const char *name,
            void      (*func) (Fixture *, gconstpointer))
@@ -485,6 +674,7 @@ main (int    argc,
   fiber_task_register ("test.fail-some", task_fail_some, NULL, NULL);
   fiber_task_register ("test.slow-square", task_slow_square, NULL, NULL);
   fiber_task_register ("test.die-on", task_die_on, NULL, NULL);
+  fiber_task_register ("test.pool-then-die", task_pool_then_die, NULL, NULL);
 
   if (!fiber_init (&argc, &argv, &error))
     g_error ("fiber_init: %s", error->message);
@@ -495,6 +685,8 @@ main (int    argc,
   add_typed ("worker-killed", test_worker_killed);
   add_typed ("max-retries", test_max_retries);
   add_typed ("not-resilient", test_not_resilient);
+  add_typed ("worker-silent", test_worker_silent);
+  add_typed ("owner-killed", test_owner_killed);
 
   ret = g_test_run ();
   fiber_test_cleanup_environment ();
