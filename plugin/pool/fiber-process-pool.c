@@ -39,6 +39,13 @@
  * [property@Fiber.Pool:max-retries] times for the item it was running), so
  * every result is delivered exactly once.
  *
+ * Local workers stay in this program's process group, as multiprocessing's
+ * do: a SIGINT sent to the group (Ctrl-C in a terminal) reaches them, and
+ * each turns it into the interruption of the task it runs, which fails
+ * with %FIBER_ERROR_INTERRUPTED while the worker carries on.
+ * [method@Fiber.Pool.interrupt] sends SIGINT to the local workers that hold
+ * work (an interrupt message to remote ones).
+ *
  * Items are dispatched fairly: no item waits behind a busy worker while
  * another is idle.  When every worker is busy with short tasks, each worker
  * gets work queued ahead (about two milliseconds' worth, measured) and
