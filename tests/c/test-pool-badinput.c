@@ -563,6 +563,58 @@ test_wrong_authkey (gconstpointer data)
   fiber_test_assert_no_leaks (2000);
 }
 
+/* Worker commands that cannot serve: an error at once, or failed work
+ * after a few attempts — never a hang. */
+static void
+test_bad_worker_command (gconstpointer data)
+{
+  const char *type = data;
+  const char *missing[] = { "/nonexistent/fiber-worker", NULL };
+  const char *quits[] = { "/bin/true", NULL };
+  const char *empty[] = { "", NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) result = NULL;
+  GObject *object;
+  FiberPool *pool;
+
+  object = g_initable_new (FIBER_TYPE_PROCESS_POOL, NULL, &error,
+                           "pool-type", type, "processes", 1,
+                           "daemon", g_str_equal (type, "process"),
+                           "worker-command", missing, NULL);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_BACKEND);
+  g_assert_nonnull (strstr (error->message, "/nonexistent/fiber-worker"));
+  g_assert_null (object);
+  g_clear_error (&error);
+
+  object = g_initable_new (FIBER_TYPE_PROCESS_POOL, NULL, &error,
+                           "pool-type", type, "processes", 1,
+                           "daemon", g_str_equal (type, "process"),
+                           "worker-command", empty, NULL);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT);
+  g_assert_null (object);
+  g_clear_error (&error);
+
+  /* Starts, but exits before it says HELLO. */
+  object = g_initable_new (FIBER_TYPE_PROCESS_POOL, NULL, &error,
+                           "pool-type", type, "processes", 2,
+                           "daemon", g_str_equal (type, "process"),
+                           "worker-command", quits, NULL);
+  g_assert_no_error (error);
+  pool = FIBER_POOL (object);
+  result = fiber_pool_apply (pool, "fiber.noop", NULL, &error);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_WORKER_LOST);
+  g_assert_null (result);
+  g_clear_error (&error);
+
+  /* join() before close() is a usage error, not a hang. */
+  g_assert_false (fiber_pool_join (pool, -1, &error));
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_STATE);
+  g_clear_error (&error);
+
+  close_and_join (pool);
+  fiber_test_assert_no_leaks (2000);
+}
+
 static void
 add_typed (const char    *name,
            GTestDataFunc  func)
@@ -604,6 +656,7 @@ main (int    argc,
   add_typed ("bad-iterables", test_bad_iterables);
   add_typed ("garbage-frames", test_garbage_frames);
   add_typed ("wrong-authkey", test_wrong_authkey);
+  add_typed ("bad-worker-command", test_bad_worker_command);
 
   ret = g_test_run ();
   fiber_test_cleanup_environment ();
