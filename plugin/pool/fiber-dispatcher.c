@@ -507,6 +507,35 @@ send_to (FiberDispatcher  *self,
   return _fiber_wire_send_message (self->router, type, body, ZMQ_DONTWAIT);
 }
 
+/* Sends an encoded frame to @w. */
+static gboolean
+send_frame_to (FiberDispatcher *self,
+               Worker          *w,
+               GBytes          *frame)
+{
+  gsize id_size;
+  const void *id_data;
+
+  if (w->stream != NULL)
+    {
+      w->last_send = g_get_monotonic_time ();
+      if (_fiber_wire_stream_send_frame (w->stream, frame))
+        return TRUE;
+      g_debug ("cannot send to worker %s: %s", w->id, g_strerror (errno));
+      return FALSE;
+    }
+  if (w->identity == NULL)
+    return FALSE;
+  id_data = g_bytes_get_data (w->identity, &id_size);
+  if (zmq_send (self->router, id_data, id_size, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+    {
+      g_debug ("cannot send to worker %s: %s", w->id, zmq_strerror (errno));
+      return FALSE;
+    }
+  w->last_send = g_get_monotonic_time ();
+  return _fiber_wire_send_frame (self->router, frame, ZMQ_DONTWAIT);
+}
+
 static void
 send_raw (FiberDispatcher  *self,
           GBytes           *identity,
@@ -787,9 +816,9 @@ worker_room (Worker *w)
 
 typedef struct
 {
-  GVariantBuilder  items;
-  const char      *task;
-  guint            n;
+  FiberMessageWriter *writer;
+  const char         *task;
+  guint               n;
 } TaskMessage;
 
 static void
@@ -803,10 +832,10 @@ task_message_add (Worker      *w,
 
   if (msg->n == 0)
     {
-      g_variant_builder_init (&msg->items, G_VARIANT_TYPE ("a(tuv)"));
+      msg->writer = _fiber_message_writer_new (FIBER_MESSAGE_TASK, bs->task);
       msg->task = bs->task;
     }
-  g_variant_builder_add (&msg->items, "(tuv)", bs->id, index, args);
+  _fiber_message_writer_add (msg->writer, bs->id, index, TRUE, args);
   msg->n++;
   ring_push (w, bs, index, suspect);
 }
@@ -817,17 +846,16 @@ task_message_send (FiberDispatcher *self,
                    Worker          *w,
                    TaskMessage     *msg)
 {
-  GVariant *items;
+  g_autoptr(GBytes) frame = NULL;
 
   if (msg->n == 0)
     return;
   stat_task_msgs++; stat_task_items += msg->n;
-  items = g_variant_builder_end (&msg->items);
+  frame = _fiber_message_writer_finish (g_steal_pointer (&msg->writer));
   w->credits -= msg->n;
   if (w->allowance != G_MAXUINT)
     w->allowance -= msg->n;
-  send_to (self, w, FIBER_MESSAGE_TASK,
-           g_variant_new ("(s@a(tuv))", msg->task, items));
+  send_frame_to (self, w, frame);
   msg->n = 0;
   msg->task = NULL;
 }

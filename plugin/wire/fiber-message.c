@@ -94,6 +94,165 @@ _fiber_message_encode (FiberMessageType  type,
                                      g_free, block);
 }
 
+/* ------------------------------------------------------------------ */
+/* Writer                                                              */
+
+struct _FiberMessageWriter
+{
+  FiberMessageType  type;
+  GByteArray       *buf;          /* BODY_ALIGNMENT - 1 spare bytes, type byte, body */
+  gsize             name_end;     /* TASK: end of the task name in the body */
+  gsize             array_start;  /* start of the item array in the body */
+  GArray           *ends;         /* gsize: item ends, relative to array_start */
+};
+
+#define BODY_START BODY_ALIGNMENT
+
+static void
+writer_pad (GByteArray *buf,
+            gsize       alignment)
+{
+  static const guint8 zeros[8] = { 0 };
+  gsize misalign = (buf->len - BODY_START) % alignment;
+
+  if (misalign != 0)
+    g_byte_array_append (buf, zeros, (guint) (alignment - misalign));
+}
+
+/* The size of the framing offsets of a container whose body (without
+ * offsets) is @body_size with @n offsets (gvs_calculate_total_size). */
+static guint
+offset_size (gsize body_size,
+             gsize n)
+{
+  if (n == 0 && body_size == 0)
+    return 0;
+  if (body_size + n <= G_MAXUINT8)
+    return 1;
+  if (body_size + 2 * n <= G_MAXUINT16)
+    return 2;
+  if (body_size + 4 * n <= G_MAXUINT32)
+    return 4;
+  return 8;
+}
+
+static void
+writer_append_offset (GByteArray *buf,
+                      guint64     value,
+                      guint       size)
+{
+  guint64 le = GUINT64_TO_LE (value);
+
+  g_byte_array_append (buf, (const guint8 *) &le, size);
+}
+
+FiberMessageWriter *
+_fiber_message_writer_new (FiberMessageType  type,
+                           const char       *task)
+{
+  FiberMessageWriter *writer = g_new0 (FiberMessageWriter, 1);
+  guint8 head[BODY_START] = { 0 };
+
+  g_return_val_if_fail (type == FIBER_MESSAGE_TASK || type == FIBER_MESSAGE_RESULT, NULL);
+  g_return_val_if_fail (type != FIBER_MESSAGE_TASK || task != NULL, NULL);
+
+  writer->type = type;
+  writer->buf = g_byte_array_sized_new (4096);
+  writer->ends = g_array_new (FALSE, FALSE, sizeof (gsize));
+  head[BODY_START - 1] = (guint8) type;
+  g_byte_array_append (writer->buf, head, BODY_START);
+  if (type == FIBER_MESSAGE_TASK)
+    {
+      g_byte_array_append (writer->buf, (const guint8 *) task, (guint) strlen (task) + 1);
+      writer->name_end = writer->buf->len - BODY_START;
+      writer_pad (writer->buf, 8);
+    }
+  writer->array_start = writer->buf->len - BODY_START;
+  return writer;
+}
+
+void
+_fiber_message_writer_add (FiberMessageWriter *writer,
+                           guint64             batch_id,
+                           guint32             index,
+                           gboolean            ok,
+                           GVariant           *value)
+{
+  g_autoptr(GVariant) owned = g_variant_ref_sink (value);
+  g_autoptr(GVariant) normal = NULL;
+  GVariant *item = owned;
+  GByteArray *buf = writer->buf;
+  guint8 head[16] = { 0 };
+  const char *type_string;
+  gsize size, at, end;
+
+  /* Cheap for trusted values (a flag); others are rewritten if needed. */
+  if (G_UNLIKELY (!g_variant_is_normal_form (owned)))
+    item = normal = g_variant_get_normal_form (owned);
+
+  /* (tuv) / (tubv): t at 0, u at 8, b at 12, v at 16 (GVariant §2.3). */
+  writer_pad (buf, 8);
+  memcpy (head, &batch_id, 8);
+  memcpy (head + 8, &index, 4);
+  if (writer->type == FIBER_MESSAGE_RESULT)
+    head[12] = ok ? 1 : 0;
+  g_byte_array_append (buf, head, 16);
+
+  /* The variant: the value, a zero byte, its type string. */
+  size = g_variant_get_size (item);
+  type_string = g_variant_get_type_string (item);
+  at = buf->len;
+  g_byte_array_set_size (buf, (guint) (at + size));
+  g_variant_store (item, buf->data + at);
+  g_byte_array_append (buf, (const guint8 *) "", 1);
+  g_byte_array_append (buf, (const guint8 *) type_string, (guint) strlen (type_string));
+
+  end = buf->len - BODY_START - writer->array_start;
+  g_array_append_val (writer->ends, end);
+}
+
+guint
+_fiber_message_writer_get_n_items (FiberMessageWriter *writer)
+{
+  return writer->ends->len;
+}
+
+void
+_fiber_message_writer_free (FiberMessageWriter *writer)
+{
+  if (writer == NULL)
+    return;
+  g_byte_array_unref (writer->buf);
+  g_array_unref (writer->ends);
+  g_free (writer);
+}
+
+GBytes *
+_fiber_message_writer_finish (FiberMessageWriter *writer)
+{
+  GByteArray *buf = writer->buf;
+  gsize array_body = buf->len - BODY_START - writer->array_start;
+  guint k = offset_size (array_body, writer->ends->len);
+  g_autoptr(GBytes) block = NULL;
+
+  for (guint i = 0; i < writer->ends->len; i++)
+    writer_append_offset (buf, g_array_index (writer->ends, gsize, i), k);
+
+  if (writer->type == FIBER_MESSAGE_TASK)
+    {
+      /* (sa(tuv)): the end of the name is the one framing offset. */
+      gsize tuple_body = buf->len - BODY_START;
+
+      writer_append_offset (buf, writer->name_end, offset_size (tuple_body, 1));
+    }
+
+  g_array_unref (writer->ends);
+  block = g_byte_array_free_to_bytes (buf);
+  g_free (writer);
+  return g_bytes_new_from_bytes (block, BODY_START - 1,
+                                 g_bytes_get_size (block) - (BODY_START - 1));
+}
+
 static const char *
 message_name (int type)
 {

@@ -74,6 +74,29 @@ gboolean  _fiber_message_decode (GBytes            *frame,
  * wire data. */
 GError   *_fiber_message_error_from_tuple (GVariant      *error_tuple);
 
+/* Writes the frame of a TASK (sa(tuv)) or RESULT a(tubv) message item by
+ * item, straight into the frame's buffer, in normal form: the same bytes
+ * _fiber_message_encode() makes of a body built with a GVariantBuilder,
+ * without a GVariant per item.  For a TASK the task name comes first; a
+ * RESULT has none. */
+typedef struct _FiberMessageWriter FiberMessageWriter;
+
+FiberMessageWriter *_fiber_message_writer_new    (FiberMessageType    type,
+                                                  const char         *task);
+/* Appends one item: @value is the task's args (TASK), or the result or
+ * error tuple (RESULT; @ok says which).  A floating @value is sunk. */
+void                _fiber_message_writer_add    (FiberMessageWriter *writer,
+                                                  guint64             batch_id,
+                                                  guint32             index,
+                                                  gboolean            ok,
+                                                  GVariant           *value);
+guint               _fiber_message_writer_get_n_items (FiberMessageWriter *writer);
+/* Frees @writer and returns the frame (type byte + body). */
+GBytes             *_fiber_message_writer_finish (FiberMessageWriter *writer);
+void                _fiber_message_writer_free   (FiberMessageWriter *writer);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (FiberMessageWriter, _fiber_message_writer_free)
+
 /* The (siss) tuple for @error (floating), with @traceback (nullable). */
 GVariant *_fiber_message_error_to_tuple   (const GError  *error,
                                            const char    *traceback);

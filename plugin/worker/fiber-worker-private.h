@@ -79,6 +79,9 @@ int              _fiber_wire_stream_get_fd     (FiberWireStream  *stream);
 gboolean         _fiber_wire_stream_send       (FiberWireStream  *stream,
                                                 FiberMessageType  type,
                                                 GVariant         *body);
+/* The same for an encoded frame (type byte + body). */
+gboolean         _fiber_wire_stream_send_frame (FiberWireStream *stream,
+                                                GBytes          *frame);
 /* Writes queued bytes without blocking.  FALSE once the peer is gone. */
 gboolean         _fiber_wire_stream_flush      (FiberWireStream  *stream);
 /* Writes every queued byte, waiting at most @timeout_msec (-1 forever). */

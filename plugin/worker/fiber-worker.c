@@ -237,13 +237,19 @@ _fiber_wire_stream_send (FiberWireStream  *stream,
                          GVariant         *body)
 {
   g_autoptr(GBytes) frame = _fiber_message_encode (type, body);
+
+  return frame != NULL && _fiber_wire_stream_send_frame (stream, frame);
+}
+
+gboolean
+_fiber_wire_stream_send_frame (FiberWireStream *stream,
+                               GBytes          *frame)
+{
   gsize size;
   const guint8 *data;
   guint8 head[4];
   gsize sent = 0;
 
-  if (frame == NULL)
-    return FALSE;
   data = g_bytes_get_data (frame, &size);
   if (size == 0 || size > FIBER_WIRE_MAX_FRAME)
     return FALSE;
@@ -435,7 +441,7 @@ typedef struct
   guint          heartbeat_ms;
 
   /* main thread only */
-  GVariantBuilder results;
+  FiberMessageWriter *results;
   guint           n_results;
   gint64          last_flush;
   guint           completed;
@@ -474,6 +480,23 @@ worker_send (Worker           *self,
       return FALSE;
     }
   return _fiber_wire_send_message (self->dealer, type, body, 0);
+}
+
+/* Sends an encoded frame. */
+static gboolean
+worker_send_frame (Worker *self,
+                   GBytes *frame)
+{
+  self->last_send = g_get_monotonic_time ();
+  if (self->stream != NULL)
+    {
+      if (_fiber_wire_stream_send_frame (self->stream, frame) &&
+          _fiber_wire_stream_flush_blocking (self->stream, -1))
+        return TRUE;
+      self->master_gone = TRUE;
+      return FALSE;
+    }
+  return _fiber_wire_send_frame (self->dealer, frame, 0);
 }
 
 /* The next message frame from the master, or NULL when none is waiting. */
@@ -786,14 +809,14 @@ run_task (Worker      *self,
 static void
 flush_results (Worker *self)
 {
-  GVariant *items;
+  g_autoptr(GBytes) frame = NULL;
 
   self->last_flush = g_get_monotonic_time ();
   if (self->n_results == 0)
     return;
-  items = g_variant_builder_end (&self->results);
+  frame = _fiber_message_writer_finish (g_steal_pointer (&self->results));
   self->n_results = 0;
-  worker_send (self, FIBER_MESSAGE_RESULT, items);
+  worker_send_frame (self, frame);
 }
 
 static void
@@ -803,14 +826,13 @@ add_result (Worker   *self,
             GVariant *value,
             GError   *error)
 {
-  if (self->n_results == 0)
-    g_variant_builder_init (&self->results, G_VARIANT_TYPE ("a(tubv)"));
+  if (self->results == NULL)
+    self->results = _fiber_message_writer_new (FIBER_MESSAGE_RESULT, NULL);
   if (value != NULL)
-    g_variant_builder_add (&self->results, "(tub@v)", batch, index, TRUE,
-                           g_variant_new_variant (value));
+    _fiber_message_writer_add (self->results, batch, index, TRUE, value);
   else
-    g_variant_builder_add (&self->results, "(tub@v)", batch, index, FALSE,
-                           g_variant_new_variant (_fiber_message_error_to_tuple (error, NULL)));
+    _fiber_message_writer_add (self->results, batch, index, FALSE,
+                               _fiber_message_error_to_tuple (error, NULL));
   self->n_results++;
 }
 
@@ -1157,8 +1179,7 @@ worker_teardown (Worker *self)
     close (self->wakefd);
 
   g_queue_clear_full (&self->units, (GDestroyNotify) task_unit_free);
-  if (self->n_results > 0)
-    g_variant_builder_clear (&self->results);
+  g_clear_pointer (&self->results, _fiber_message_writer_free);
   g_clear_object (&self->cancellable);
   g_clear_pointer (&self->initargs, g_variant_unref);
   g_free (self->initializer);
