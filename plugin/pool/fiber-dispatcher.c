@@ -1126,6 +1126,7 @@ handle_result (FiberDispatcher *self,
       g_autoptr(GVariant) entry = g_variant_get_child_value (body, i);
       g_autoptr(GVariant) boxed = NULL;
       GVariant *value;
+      FiberApplyResult *result;
       guint64 batch_id;
       guint index;
       gboolean ok;
@@ -1145,6 +1146,15 @@ handle_result (FiberDispatcher *self,
         w->isolating = FALSE;
 
       boxed = g_variant_get_child_value (entry, 3);
+      result = _fiber_batch_get_result (it.bs->batch);
+      if (ok && FIBER_IS_MAP_RESULT (result))
+        {
+          /* Maps keep the value boxed, as it came. */
+          _fiber_map_result_set_boxed (FIBER_MAP_RESULT (result), index,
+                                       g_steal_pointer (&boxed));
+          batch_state_settle (self, it.bs, 1);
+          continue;
+        }
       value = g_variant_get_variant (boxed);
       if (ok)
         complete_item (self, it.bs, index, value, NULL);

@@ -50,6 +50,11 @@ gboolean          _fiber_map_result_set_item   (FiberMapResult      *self,
                                                 guint                index,
                                                 GVariant            *value,
                                                 GError              *error);
+/* The same for a successful item whose value is already boxed in a
+ * variant (type "v", as a RESULT message carries it): stored as is. */
+gboolean          _fiber_map_result_set_boxed  (FiberMapResult      *self,
+                                                guint                index,
+                                                GVariant            *boxed);
 gboolean          _fiber_map_result_item_is_set (FiberMapResult     *self,
                                                  guint               index);
 /* TRUE when every item is done or the map was aborted (cancelled, or a
