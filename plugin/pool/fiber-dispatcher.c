@@ -53,6 +53,8 @@
 /* How much work to queue ahead on a busy worker. */
 #define PREFETCH_NSEC        (2 * 1000 * 1000)
 #define MAX_PREFETCH_ITEMS   16384
+/* Chunks a busy worker may hold of a call whose items were not measured. */
+#define UNMEASURED_DEPTH     4
 /* Messages handled per wakeup before the other sources get a turn. */
 #define MAX_RECV_BURST       256
 /* A worker that has not said HELLO this long after it started (a remote
@@ -916,12 +918,18 @@ send_chunks (FiberDispatcher *self,
 
 /* How many items of @bs a busy worker may hold. */
 static guint
-prefetch_items (BatchState *bs)
+prefetch_items (BatchState *bs,
+                guint       backlog_per_worker)
 {
   guint64 n;
 
+  /* Not measured yet (each apply_async is a batch of its own and is never
+   * measured before it is done): with a backlog of several chunks per
+   * worker every worker stays busy for a while anyway, so it may hold a
+   * few chunks, and its results no longer wait for a round trip each.
+   * At most UNMEASURED_DEPTH - 1 chunks can end up behind a long one. */
   if (bs->item_nsec <= 0)
-    return bs->chunksize;
+    return bs->chunksize * CLAMP (backlog_per_worker, 1, UNMEASURED_DEPTH);
   n = PREFETCH_NSEC / (guint64) bs->item_nsec;
   n = CLAMP (n, bs->chunksize, MAX (MAX_PREFETCH_ITEMS, bs->chunksize));
   return (guint) n;
@@ -949,6 +957,7 @@ dispatch (FiberDispatcher *self)
 {
   guint n_workers = self->workers->len;
   gboolean all_busy = TRUE;
+  guint backlog_per_worker;
 
   if (self->terminating || n_workers == 0 || !has_queued_work (self))
     return;
@@ -1004,6 +1013,7 @@ dispatch (FiberDispatcher *self)
   if (!all_busy)
     return;
 
+  backlog_per_worker = g_queue_get_length (&self->queue) / MAX (self->processes, 1);
   for (guint k = 0; k < n_workers && !g_queue_is_empty (&self->queue); k++)
     {
       Worker *w = g_ptr_array_index (self->workers, (self->rr + k) % n_workers);
@@ -1012,7 +1022,7 @@ dispatch (FiberDispatcher *self)
 
       if (!worker_can_take (w))
         continue;
-      limit = prefetch_items (range->bs);
+      limit = prefetch_items (range->bs, backlog_per_worker);
       if (w->n_inflight + range->bs->chunksize > limit)
         continue;
       send_chunks (self, w, MIN (limit - w->n_inflight, worker_room (w)), FALSE);
