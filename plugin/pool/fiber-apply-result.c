@@ -235,7 +235,7 @@ _fiber_apply_result_complete (FiberApplyResult *self,
     }
   priv->value = value != NULL ? g_variant_take_ref (value) : NULL;
   priv->error = error;
-  priv->done = TRUE;
+  g_atomic_int_set (&priv->done, TRUE);   /* read without the mutex by wait (0) */
   /* GCond does not count waiters: skip the futex wake when nobody waits */
   if (priv->n_waiters > 0)
     g_cond_broadcast (&priv->cond);
@@ -352,6 +352,10 @@ fiber_apply_result_wait (FiberApplyResult *self,
 
   g_return_val_if_fail (FIBER_IS_APPLY_RESULT (self), FALSE);
   priv = fiber_apply_result_get_instance_private (self);
+
+  /* the pools ask this before every item: no lock for a mere check */
+  if (timeout_msec == 0)
+    return g_atomic_int_get (&priv->done);
 
   g_mutex_lock (&priv->mutex);
   done = wait_locked (priv, timeout_msec);

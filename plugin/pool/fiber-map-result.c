@@ -85,7 +85,7 @@ abort_on_cancel (GCancellable *cancellable,
   FiberMapResult *self = data;
 
   g_mutex_lock (&self->mutex);
-  self->aborted = TRUE;
+  g_atomic_int_set (&self->aborted, TRUE);
   g_cond_broadcast (&self->cond);
   g_mutex_unlock (&self->mutex);
 }
@@ -197,7 +197,7 @@ set_item (FiberMapResult *self,
     }
 
   self->state[index] = ITEM_DONE;
-  self->n_done++;
+  g_atomic_int_inc (&self->n_done);
   if (!self->ordered)
     self->order[self->n_done - 1] = index;
 
@@ -207,7 +207,7 @@ set_item (FiberMapResult *self,
         {
           /* map()/starmap() fail as a whole on the first failed item. */
           complete_error = g_error_copy (error);
-          self->aborted = TRUE;
+          g_atomic_int_set (&self->aborted, TRUE);
           complete = TRUE;
         }
       if (self->errors == NULL)
@@ -248,12 +248,10 @@ _fiber_map_result_item_is_set (FiberMapResult *self,
 gboolean
 _fiber_map_result_is_finished (FiberMapResult *self)
 {
-  gboolean finished;
-
-  g_mutex_lock (&self->mutex);
-  finished = self->aborted || self->n_done == self->n_items;
-  g_mutex_unlock (&self->mutex);
-  return finished;
+  /* asked before every item by the pools: no lock (aborted and n_done
+   * are written atomically, under the mutex) */
+  return g_atomic_int_get (&self->aborted) ||
+         (guint) g_atomic_int_get (&self->n_done) == self->n_items;
 }
 
 /**
