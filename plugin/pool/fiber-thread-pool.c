@@ -387,13 +387,16 @@ fiber_thread_pool_submit (FiberPool   *pool,
   /* A runner never leaves while chunks are pending (it checks under the
    * lock): start runners until every pending chunk has an idle one, or
    * every thread has one. */
-  max_runners = (guint) MAX (g_thread_pool_get_max_threads (self->threads), 1);
-  while (self->n_runners < max_runners &&
-         self->n_runners - self->n_busy < self->n_pending_chunks)
+  if (self->n_runners - self->n_busy < self->n_pending_chunks)
     {
-      self->n_runners++;
-      /* Only fails to start an extra thread; the runner is queued anyway. */
-      g_thread_pool_push (self->threads, GUINT_TO_POINTER (1), NULL);
+      max_runners = (guint) MAX (g_thread_pool_get_max_threads (self->threads), 1);
+      while (self->n_runners < max_runners &&
+             self->n_runners - self->n_busy < self->n_pending_chunks)
+        {
+          self->n_runners++;
+          /* Only fails to start an extra thread; the runner is queued anyway. */
+          g_thread_pool_push (self->threads, GUINT_TO_POINTER (1), NULL);
+        }
     }
   g_mutex_unlock (&self->lock);
   return TRUE;
