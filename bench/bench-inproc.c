@@ -209,7 +209,7 @@ static gboolean
 bench_thread (GError **error)
 {
   guint n = opt_quick ? 50000 : 200000;
-  guint rounds = opt_quick ? 2 : 4;
+  guint rounds = opt_quick ? 2 : 6;
   g_autoptr(FiberPool) pool = NULL;
   g_autoptr(GVariant) items = empty_tuples (n);
   double raw = 0, map1 = 0, mapd = 0, apply = 0;

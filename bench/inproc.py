@@ -103,6 +103,7 @@ def main():
     quick = ["--quick"] if args.quick else []
     tasks, seconds = 10000, 0.2
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
 
     thread = run_json([exe, "--json", "--only", "thread"] + quick, "bench-inproc thread")["thread"]
     switch = run_json([exe, "--json", "--only", "switch"] + quick, "bench-inproc switch")["switch"]
@@ -161,7 +162,8 @@ def main():
 
     result = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "machine": platform.machine()},
+                    "machine": platform.machine(),
+                    "loadavg_1min": [load_before, os.getloadavg()[0]]},
         "thread": thread,
         "switch": switch,
         "sleep": {"fiber": fiber_sleep, "gevent": gevent},
@@ -174,7 +176,9 @@ def main():
         print(json.dumps(result, indent=1))
         return 0
 
-    print(f"In-process pools, {os.cpu_count()} CPUs{' (quick)' if args.quick else ''}")
+    print(f"In-process pools, {os.cpu_count()} CPUs{' (quick)' if args.quick else ''}; "
+          f"1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after "
+          "(other processes skew every figure)")
     print()
     print(f"thread pool, 2 threads, fiber.noop × {thread['n']:.0f} (best of the rounds)")
     print(f"  {'raw GThreadPool push':34} {rate(thread['raw_threadpool']):>12}")
