@@ -4,7 +4,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 #   1. scripts/install-deps.sh (apt-get update + install)
-#   2. build/       -Dwerror=true, `meson test` with every suite
+#   2. build/       -Dwerror=true -Ddocs=true (the gi-docgen API reference,
+#                   warnings fatal), `meson test` with every suite
 #                   (C, fuzz, python, js, pypushflow, slurm, cli …)
 #   3. build-asan/  AddressSanitizer + UBSan, the C suites (`--suite c`)
 #   4. build-fuzz/  clang: the libFuzzer target of the wire decoder, run for
@@ -108,8 +109,8 @@ if ! ./scripts/install-deps.sh; then
   exit 1
 fi
 
-section "build: $BUILD (-Dwerror=true)"
-if setup "$BUILD" -Dwerror=true && ninja -C "$BUILD" --quiet; then
+section "build: $BUILD (-Dwerror=true -Ddocs=true)"
+if setup "$BUILD" -Dwerror=true -Ddocs=true && ninja -C "$BUILD" --quiet; then
   section "tests: $BUILD (all suites)"
   run_tests "$BUILD" "$@"
 else

@@ -477,7 +477,7 @@ is_config_key (const char *member)
  * Every member is optional:
  *
  * - `pool_type` (string): a name of [func@Fiber.Pool.list_types]; absent
- *   or null means the default type (see [func@Fiber.Pool.new])
+ *   or null means the default type (see [ctor@Fiber.Pool.new])
  * - `processes` (integer ≥ 0): the number of workers; 0 means the
  *   `default-processes` setting, else one per CPU
  * - `max_retries` (integer ≥ 0): the `max-retries` property

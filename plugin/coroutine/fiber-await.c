@@ -23,7 +23,7 @@ current_scheduled_coroutine (void)
  *
  * Whether the caller runs on a coroutine stack of a coroutine scheduler
  * (a task of a [class@Fiber.CoroutinePool]).  There the await primitives
- * ([func@Fiber.yield], [func@Fiber.sleep], [func@Fiber.await_fd],
+ * ([func@Fiber.yield], [func@Fiber.sleep], [func@Fiber.Await.fd],
  * [class@Fiber.Await]) switch to other coroutines; everywhere else they
  * block the calling thread.
  *
@@ -243,7 +243,7 @@ fiber_await_fd (int            fd,
  * FiberAwait:
  *
  * Waits for a GIO asynchronous operation from code written in blocking
- * style.  Start the operation with [func@Fiber.await_callback] as its
+ * style.  Start the operation with [func@Fiber.Await.callback] as its
  * callback and the await as its user data, then call
  * [method@Fiber.Await.wait]: it returns the operation's #GAsyncResult for
  * the matching `_finish()` call.
@@ -268,7 +268,7 @@ fiber_await_fd (int            fd,
  *
  * The await must stay alive until the callback fired (wait for it).
  *
- * Bindings, which cannot pass [func@Fiber.await_callback], pass their own
+ * Bindings, which cannot pass [func@Fiber.Await.callback], pass their own
  * callback and call [method@Fiber.Await.complete] from it.
  */
 struct _FiberAwait
@@ -356,7 +356,7 @@ fiber_await_new (void)
  * @self: a #FiberAwait
  * @result: the result the operation's callback received
  *
- * Records @result and wakes the waiter.  [func@Fiber.await_callback] calls
+ * Records @result and wakes the waiter.  [func@Fiber.Await.callback] calls
  * this; bindings call it from their own callback.  Completing an await
  * twice is a programming error.
  */

@@ -17,7 +17,7 @@
  * its own stackful coroutine (an mmap'd stack of
  * [property@Fiber.CoroutinePool:stack-size] bytes with a guard area below
  * it).  Tasks that wait with the await primitives — [func@Fiber.sleep],
- * [func@Fiber.yield], [func@Fiber.await_fd], [class@Fiber.Await] for any
+ * [func@Fiber.yield], [func@Fiber.Await.fd], [class@Fiber.Await] for any
  * GIO asynchronous operation, and so the built-in `fiber.sleep` and
  * `fiber.subprocess` tasks — switch to other coroutines instead of blocking
  * the thread.  A task that blocks the thread any other way (a blocking
@@ -755,7 +755,7 @@ fiber_coroutine_pool_init (FiberCoroutinePool *self)
  * @error: return location for an error
  *
  * Creates a `coroutine` pool and starts its scheduler thread.
- * [func@Fiber.Pool.new] with `"coroutine"` does the same by name, with the
+ * [ctor@Fiber.Pool.new] with `"coroutine"` does the same by name, with the
  * default stack size.
  *
  * Returns: (transfer full) (type FiberCoroutinePool): a new pool, or %NULL

@@ -18,7 +18,7 @@
  * A pool type is a subclass: `process` and `ndprocess`
  * ([class@Fiber.ProcessPool]) run tasks in worker processes, `thread` in
  * threads of this process, `coroutine` in stackful coroutines, `remote` in
- * jobs of a cluster scheduler.  Create one by name with [func@Fiber.Pool.new].
+ * jobs of a cluster scheduler.  Create one by name with [ctor@Fiber.Pool.new].
  *
  * Work is named by a registered task (see [func@Fiber.task_register]) and
  * passed as [struct@GLib.Variant] arguments.  `map` calls the task once per

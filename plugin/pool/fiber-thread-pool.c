@@ -565,7 +565,7 @@ fiber_thread_pool_init (FiberThreadPool *self)
  * @processes: the number of threads; 0 means one per CPU
  * @error: return location for an error
  *
- * Creates a `thread` pool.  [func@Fiber.Pool.new] with `"thread"` does the
+ * Creates a `thread` pool.  [ctor@Fiber.Pool.new] with `"thread"` does the
  * same by name.
  *
  * Returns: (transfer full) (type FiberThreadPool): a new pool, or %NULL

@@ -974,7 +974,7 @@ fiber_pool_list_types (void)
 
 /**
  * fiber_pool_register_pool_type:
- * @name: the pool type name, as given to [func@Fiber.Pool.new]
+ * @name: the pool type name, as given to [ctor@Fiber.Pool.new]
  * @type: a non-abstract subclass of [class@Fiber.Pool]
  * @priority: where the type goes in [func@Fiber.Pool.list_types]
  *   (higher first; the built-in types use 50 to 100)

@@ -20,7 +20,7 @@ G_BEGIN_DECLS
  *
  * The name of the GIO extension point pool types implement,
  * `fiber-pool-type`.  Its required type is [class@Fiber.Pool]; the
- * extension name is the pool type name given to [func@Fiber.Pool.new].
+ * extension name is the pool type name given to [ctor@Fiber.Pool.new].
  *
  * A GIO module in a modules directory (the `FIBER_MODULE_DIR` environment
  * variable, or the installed `moduledir` of the `fiber-1.0` pkg-config
