@@ -570,6 +570,22 @@ forget_identity (FiberDispatcher *self,
     }
 }
 
+/* Workers that have said READY: connected, and their initializer ran. */
+static guint
+count_serving (FiberDispatcher *self)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < self->workers->len; i++)
+    {
+      Worker *w = g_ptr_array_index (self->workers, i);
+
+      if (w->state == WORKER_CONNECTED && w->ready)
+        n++;
+    }
+  return n;
+}
+
 /* A worker ended (or could not be started) before it served anything.
  * After a few in a row, spawning slows down, and when no worker is left to
  * run the queued work, that work fails instead of waiting forever. */
@@ -583,7 +599,7 @@ note_start_failure (FiberDispatcher *self,
     return;
 
   self->spawn_retry_at = g_get_monotonic_time () + SPAWN_BACKOFF_USEC;
-  if (count_workers (self, WORKER_CONNECTED) == 0)
+  if (count_serving (self) == 0)
     {
       g_autofree char *message =
         g_strdup_printf ("the pool's workers exit before serving any task (%s)", why);
@@ -1102,7 +1118,6 @@ handle_hello (FiberDispatcher *self,
     }
   w->state = WORKER_CONNECTED;
   w->last_recv = g_get_monotonic_time ();
-  self->start_failures = 0;
 
   send_to (self, w, FIBER_MESSAGE_WELCOME,
            g_variant_new ("(s@vuu)",
@@ -1239,6 +1254,8 @@ handle_worker_message (FiberDispatcher  *self,
         g_variant_get (body, "(u)", &credits);
         w->credits = (guint) MIN ((guint64) w->credits + credits, G_MAXUINT / 2);
         w->ready = TRUE;
+        /* Only now it serves: its initializer ran. */
+        self->start_failures = 0;
       }
       break;
 
