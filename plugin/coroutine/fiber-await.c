@@ -435,7 +435,7 @@ fiber_await_is_completed (FiberAwait *self)
  * context.  Calling it again returns the same result.
  *
  * An await created in a coroutine must be waited in a coroutine and one
- * created outside outside, on the same thread; otherwise this fails with
+ * created outside one outside, on the same thread; otherwise this fails with
  * %FIBER_ERROR_STATE.
  *
  * Returns: (transfer none) (nullable): the operation's result, owned by

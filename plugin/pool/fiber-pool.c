@@ -605,7 +605,7 @@ submit_batch (FiberPool  *self,
  * @task: a registered task name
  * @args: (nullable): the task's arguments; %NULL means the empty tuple
  * @cancellable: (nullable): cancels the call (a queued call never runs)
- * @callback: (scope async) (closure user_data): called once when the task finished
+ * @callback: (nullable) (scope async) (closure user_data): called once when the task finished
  * @user_data: data for @callback
  *
  * Runs @task with @args on a worker, like `Pool.apply_async()`.  The
@@ -808,7 +808,7 @@ map_common (FiberPool           *self,
  * @chunksize: how many consecutive items go to a worker together; 0 picks
  *   multiprocessing's default, ceil (n / (4 × processes))
  * @cancellable: (nullable): cancels the call
- * @callback: (scope async) (closure user_data): called once when all items finished or one failed
+ * @callback: (nullable) (scope async) (closure user_data): called once when all items finished or one failed
  * @user_data: data for @callback
  *
  * Like `Pool.map_async()`.  Finish with [method@Fiber.Pool.map_finish].
@@ -958,7 +958,7 @@ fiber_pool_imap_unordered (FiberPool   *self,
  * @iterable: an array of tuples (or an `av` of tuples)
  * @chunksize: items per chunk; 0 picks the default
  * @cancellable: (nullable): cancels the call
- * @callback: (scope async) (closure user_data): called once when done
+ * @callback: (nullable) (scope async) (closure user_data): called once when done
  * @user_data: data for @callback
  *
  * Like `Pool.starmap_async()`.  The task receives each tuple as its
