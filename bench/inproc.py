@@ -6,6 +6,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 #   /usr/bin/python3 bench/inproc.py --build-dir BUILD [--json] [--quick]
+#                                    [--json-file PATH]
 #
 #  thread  the `thread` pool (2 threads) running fiber.noop — map with
 #          chunksize 1, apply_async ×N, map with the automatic chunksize —
@@ -95,6 +96,8 @@ def main():
                         help="meson build directory (default: build)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    parser.add_argument("--json-file", metavar="PATH",
+                        help="also write the JSON of this run to PATH")
     args = parser.parse_args()
 
     exe = os.path.join(args.build_dir, "bench", "bench-inproc")
@@ -172,6 +175,9 @@ def main():
         "seconds": time.monotonic() - started,
     }
 
+    if args.json_file:
+        with open(args.json_file, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1)
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
