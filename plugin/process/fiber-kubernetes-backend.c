@@ -12,7 +12,7 @@
 #include "fiber-init-private.h"
 #include "fiber-job-private.h"
 #include "fiber-kubernetes-backend.h"
-#include "fiber-rest-client.h"
+#include "fiber-rest-client-private.h"
 
 /**
  * FiberKubernetesBackend:

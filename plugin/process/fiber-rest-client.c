@@ -8,7 +8,7 @@
 #include <libsoup/soup.h>
 
 #include "fiber-error.h"
-#include "fiber-rest-client.h"
+#include "fiber-rest-client-private.h"
 
 /* How long a blocking caller waits beyond the request timeout before it
  * gives up on the client thread itself (it never should). */

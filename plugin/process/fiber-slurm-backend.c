@@ -11,7 +11,7 @@
 #include "fiber-error.h"
 #include "fiber-init-private.h"
 #include "fiber-job-private.h"
-#include "fiber-rest-client.h"
+#include "fiber-rest-client-private.h"
 #include "fiber-slurm-backend.h"
 
 /**

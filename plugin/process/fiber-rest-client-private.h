@@ -1,4 +1,4 @@
-/* fiber-rest-client.h — internal: a JSON-over-HTTP client on its own thread
+/* fiber-rest-client-private.h — internal: a JSON-over-HTTP client on its own thread
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
