@@ -67,6 +67,8 @@ _fiber_batch_new (const char        *task,
  * fiber_batch_ref:
  * @self: a #FiberBatch
  *
+ * Acquires a reference.
+ *
  * Returns: (transfer full): @self
  */
 FiberBatch *
@@ -102,11 +104,15 @@ fiber_batch_unref (FiberBatch *self)
  * fiber_batch_get_id:
  * @self: a #FiberBatch
  *
+ * Identifies the batch, for instance in a pool's logs.
+ *
  * Returns: a number unique to this batch in this process (never 0)
  */
 guint64
 fiber_batch_get_id (FiberBatch *self)
 {
+  g_return_val_if_fail (self != NULL, 0);
+
   return self->id;
 }
 
@@ -114,12 +120,16 @@ fiber_batch_get_id (FiberBatch *self)
  * fiber_batch_get_task:
  * @self: a #FiberBatch
  *
+ * Gets the name of the task the batch runs.
+ *
  * Returns: (nullable): the registered task name, or %NULL when the batch
  *   runs a caller-supplied function
  */
 const char *
 fiber_batch_get_task (FiberBatch *self)
 {
+  g_return_val_if_fail (self != NULL, NULL);
+
   return self->task;
 }
 
@@ -127,12 +137,16 @@ fiber_batch_get_task (FiberBatch *self)
  * fiber_batch_has_func:
  * @self: a #FiberBatch
  *
+ * Tells whether the batch runs a function instead of a task.
+ *
  * Returns: whether the batch runs a caller-supplied function (which only an
  *   in-process pool can do) instead of a registered task
  */
 gboolean
 fiber_batch_has_func (FiberBatch *self)
 {
+  g_return_val_if_fail (self != NULL, FALSE);
+
   return self->func != NULL;
 }
 
@@ -140,11 +154,15 @@ fiber_batch_has_func (FiberBatch *self)
  * fiber_batch_get_n_items:
  * @self: a #FiberBatch
  *
+ * Gets the number of items of the batch.
+ *
  * Returns: the number of items: 1 for `apply`, the length of the iterable for maps
  */
 guint
 fiber_batch_get_n_items (FiberBatch *self)
 {
+  g_return_val_if_fail (self != NULL, 0);
+
   return self->n_items;
 }
 
@@ -160,6 +178,8 @@ fiber_batch_get_n_items (FiberBatch *self)
 guint
 fiber_batch_get_chunksize (FiberBatch *self)
 {
+  g_return_val_if_fail (self != NULL, 1);
+
   return self->chunksize;
 }
 
@@ -167,6 +187,8 @@ fiber_batch_get_chunksize (FiberBatch *self)
  * fiber_batch_get_args:
  * @self: a #FiberBatch
  * @index: an item index, below [method@Fiber.Batch.get_n_items]
+ *
+ * Gets the arguments the task receives for item @index.
  *
  * Returns: (transfer full): the arguments of item @index
  */
@@ -176,6 +198,7 @@ fiber_batch_get_args (FiberBatch *self,
 {
   GVariant *child;
 
+  g_return_val_if_fail (self != NULL, NULL);
   g_return_val_if_fail (index < self->n_items, NULL);
 
   if (self->iterable == NULL)
@@ -212,6 +235,7 @@ fiber_batch_invoke (FiberBatch    *self,
 {
   g_autoptr(GVariant) args = NULL;
 
+  g_return_val_if_fail (self != NULL, NULL);
   g_return_val_if_fail (index < self->n_items, NULL);
 
   args = fiber_batch_get_args (self, index);
@@ -257,6 +281,8 @@ fiber_batch_complete_item (FiberBatch   *self,
                            GVariant     *value,
                            const GError *error)
 {
+  g_return_val_if_fail (self != NULL, FALSE);
+
   return _fiber_batch_complete_item_take (self, index,
                                           value ? g_variant_ref_sink (value) : NULL,
                                           error ? g_error_copy (error) : NULL);
@@ -321,12 +347,16 @@ _fiber_batch_item_is_done (FiberBatch *self,
  * fiber_batch_is_done:
  * @self: a #FiberBatch
  *
+ * Tells whether the pool can stop working on the batch.
+ *
  * Returns: %TRUE once no item of the batch needs to run any more: all are
  *   complete, or the call was cancelled, or a `map` already failed
  */
 gboolean
 fiber_batch_is_done (FiberBatch *self)
 {
+  g_return_val_if_fail (self != NULL, TRUE);
+
   if (self->map_result != NULL)
     return _fiber_map_result_is_finished (self->map_result);
   return fiber_apply_result_ready (self->result);
