@@ -179,6 +179,35 @@ task_start_child (GVariant *args, GCancellable *cancellable, gpointer data, GErr
   return g_variant_new_int32 (exitcode);
 }
 
+/* (s) type → i: makes a pool of that type here, maps squares over
+ * [0, 10) on it and returns their sum (fails in a daemonic worker). */
+static GVariant *
+task_nested_pool (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
+{
+  const char *type;
+  g_autoptr(FiberPool) pool = NULL;
+  g_autoptr(GVariant) results = NULL;
+  gint32 sum = 0;
+
+  g_variant_get (args, "(&s)", &type);
+  pool = fiber_pool_new (type, 2, error);
+  if (pool == NULL)
+    return NULL;
+  results = fiber_pool_map (pool, "test.square", g_variant_new_parsed ("[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"),
+                            1, error);
+  fiber_pool_close (pool);
+  if (!fiber_pool_join (pool, GUARD_MSEC, error) || results == NULL)
+    return NULL;
+  for (gsize i = 0; i < g_variant_n_children (results); i++)
+    {
+      g_autoptr(GVariant) boxed = g_variant_get_child_value (results, i);
+      g_autoptr(GVariant) value = g_variant_get_variant (boxed);
+
+      sum += g_variant_get_int32 (value);
+    }
+  return g_variant_new_int32 (sum);
+}
+
 /* (s): creates the file <s>.<pid>, then sleeps (cancellably) for a minute. */
 static GVariant *
 task_started_then_sleep (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
@@ -193,6 +222,18 @@ task_started_then_sleep (GVariant *args, GCancellable *cancellable, gpointer dat
   if (!fiber_sleep (GUARD_MSEC / 1000.0, cancellable, error))
     return NULL;
   return g_variant_new ("()");
+}
+
+/* (s): "-" returns at once, anything else is started-then-sleep. */
+static GVariant *
+task_started_then_sleep_or_not (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
+{
+  const char *path;
+
+  g_variant_get (args, "(&s)", &path);
+  if (g_str_equal (path, "-"))
+    return g_variant_new ("()");
+  return task_started_then_sleep (args, cancellable, data, error);
 }
 
 /* ------------------------------------------------------------------------
@@ -905,6 +946,26 @@ test_daemonic_children (gconstpointer data)
       g_assert_no_error (error);
       g_assert_cmpint (g_variant_get_int32 (result), ==, 0);
     }
+  g_clear_pointer (&result, g_variant_unref);
+  g_clear_error (&error);
+
+  /* Pools in a worker: the same rule, for both nested types. */
+  for (guint i = 0; i < G_N_ELEMENTS (pool_types); i++)
+    {
+      result = fiber_pool_apply (pool, "test.nested-pool", g_variant_new ("(s)", pool_types[i]), &error);
+      if (daemon)
+        {
+          g_assert_error (error, FIBER_ERROR, FIBER_ERROR_DAEMONIC);
+          g_assert_cmpstr (error->message, ==, "daemonic processes are not allowed to have children");
+          g_clear_error (&error);
+        }
+      else
+        {
+          g_assert_no_error (error);
+          g_assert_cmpint (g_variant_get_int32 (result), ==, 285);
+          g_clear_pointer (&result, g_variant_unref);
+        }
+    }
 
   close_and_join (pool);
   fiber_test_assert_no_leaks (2000);
@@ -979,6 +1040,39 @@ test_interrupt (gconstpointer data)
   result = fiber_pool_map (pool, "test.square", int_range (50), 1, &error);
   g_assert_no_error (error);
   assert_squares (result, 50);
+
+  /* A worker holding a whole chunk: only the item it runs is
+   * interrupted, the rest of the chunk runs as usual. */
+  {
+    g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("av"));
+    g_autoptr(FiberMapResult) mr = NULL;
+    g_autofree char *chunk_marker = g_build_filename (dir, "chunk", NULL);
+    guint index, n_ok = 0;
+
+    g_variant_builder_add (b, "v", g_variant_new ("(s)", chunk_marker));
+    for (int i = 1; i < 8; i++)
+      g_variant_builder_add (b, "v", g_variant_new ("(s)", "-"));
+    mr = fiber_pool_imap (pool, "test.started-then-sleep-or-not", g_variant_builder_end (b), 8, &error);
+    g_assert_no_error (error);
+    wait_for_files (dir, 3);
+    fiber_pool_interrupt (pool);
+    for (;;)
+      {
+        g_autoptr(GError) item_error = NULL;
+        g_autoptr(GVariant) value = NULL;
+
+        if (fiber_map_result_next (mr, GUARD_MSEC, &index, &value, &item_error))
+          n_ok++;
+        else if (item_error != NULL)
+          {
+            g_assert_error (item_error, FIBER_ERROR, FIBER_ERROR_INTERRUPTED);
+            g_assert_cmpuint (index, ==, 0);
+          }
+        else
+          break;
+      }
+    g_assert_cmpuint (n_ok, ==, 7);
+  }
 
   /* Interrupting an idle pool does nothing. */
   fiber_pool_interrupt (pool);
@@ -1298,7 +1392,9 @@ main (int    argc,
   fiber_task_register ("test.init", task_init, NULL, NULL);
   fiber_task_register ("test.get-init", task_get_init, NULL, NULL);
   fiber_task_register ("test.start-child", task_start_child, NULL, NULL);
+  fiber_task_register ("test.nested-pool", task_nested_pool, NULL, NULL);
   fiber_task_register ("test.started-then-sleep", task_started_then_sleep, NULL, NULL);
+  fiber_task_register ("test.started-then-sleep-or-not", task_started_then_sleep_or_not, NULL, NULL);
 
   if (!fiber_init (&argc, &argv, &error))
     g_error ("fiber_init: %s", error->message);
