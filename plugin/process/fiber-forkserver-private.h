@@ -43,6 +43,12 @@ G_BEGIN_DECLS
  * FALSE in any other process. */
 gboolean   _fiber_forkserver_run_if_requested (int            *parent_pidfd);
 
+/* process/ (the fork server side): in a child of the server, reports
+ * @status to the parent at once (the server would only after reaping the
+ * child) and exits with it, without atexit handlers. */
+G_GNUC_NORETURN
+void       _fiber_forkserver_child_exit (int            status);
+
 /* process/ (the parent side): starts @spec, whose command must be this
  * program (it called fiber_init()), through the fork server of @backend
  * (a FiberLocalBackend).  Falls back to the backend's create_job() when

@@ -547,6 +547,8 @@ fiber_local_backend_terminate_job (FiberBackend  *backend,
 #define FORKSERVER_FD        3
 #define FORKSERVER_MAX_REQ   (64 * 1024 * 1024)
 #define FORKSERVER_REQ_TYPE  "(aayay)"
+/* How long the server waits before it tries again when a fork failed. */
+#define SPARE_RETRY_MSEC     100
 
 /* Parent side: one server per process, for the command it was started
  * with. */
@@ -715,6 +717,9 @@ forkserver_start (const char * const *argv)
     }
 
   envp = g_environ_setenv (g_get_environ (), FIBER_ENV_FORKSERVER_FD, fd_text, TRUE);
+  /* Every symbol resolved once in the server, not again in each child
+   * (which would also dirty the relocation pages of each). */
+  envp = g_environ_setenv (envp, "LD_BIND_NOW", "1", FALSE);
   posix_spawnattr_init (&attr);
   posix_spawn_file_actions_init (&actions);
   sigemptyset (&mask);
@@ -745,6 +750,12 @@ forkserver_start (const char * const *argv)
       return FALSE;
     }
 
+  /* A spare that died half-way through a request must not hang us. */
+  {
+    struct timeval timeout = { .tv_sec = 10 };
+
+    setsockopt (sv[0], SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  }
   fs_sock = sv[0];
   fs_owner = getpid ();
   g_strfreev (fs_argv);
@@ -892,6 +903,22 @@ _fiber_local_backend_create_forked_job (FiberBackend  *backend,
 
 /* Server side. */
 
+/* In a child of the server: where it reports its own exit status. */
+static int child_status_fd = -1;
+
+void
+_fiber_forkserver_child_exit (int status)
+{
+  if (child_status_fd >= 0)
+    {
+      int wait_status = (status & 0xff) << 8;  /* W_EXITCODE (status, 0) */
+
+      if (write (child_status_fd, &wait_status, sizeof wait_status) < 0)
+        { /* the parent no longer cares */ }
+    }
+  _exit (status);
+}
+
 typedef struct
 {
   GPid pid;
@@ -917,18 +944,20 @@ reap_forked (GArray *children)
   pid_t pid;
 
   while ((pid = waitpid (-1, &status, WNOHANG)) > 0)
-    for (guint i = 0; i < children->len; i++)
-      {
-        ForkedChild *c = &g_array_index (children, ForkedChild, i);
+    {
+      for (guint i = 0; i < children->len; i++)
+        {
+          ForkedChild *c = &g_array_index (children, ForkedChild, i);
 
-        if (c->pid != pid)
-          continue;
-        if (write (c->status_fd, &status, sizeof status) < 0)
-          { /* the parent no longer cares */ }
-        close (c->status_fd);
-        g_array_remove_index_fast (children, i);
-        break;
-      }
+          if (c->pid != pid)
+            continue;
+          if (write (c->status_fd, &status, sizeof status) < 0)
+            { /* the parent no longer cares */ }
+          close (c->status_fd);
+          g_array_remove_index_fast (children, i);
+          break;
+        }
+    }
 }
 
 /* In the new child: becomes what a re-executed child would be. */
@@ -968,13 +997,98 @@ forked_child_setup (GVariant *request,
     }
 }
 
+/* Forks the next spare.  In the server it returns FALSE with *ctl set to
+ * the read end of the spare's ctl pipe (-1 when the fork failed).  In the
+ * spare it waits for a request, answers it and returns TRUE, set up as the
+ * requested child; it exits when the parent closed the socket. */
+static gboolean
+spare_fork (int      sock,
+            int      sigfd,
+            int      ppidfd,
+            GArray  *children,
+            int     *ctl,
+            int     *parent_pidfd)
+{
+  g_autoptr(GVariant) request = NULL;
+  int status_pipe[2], ctl_pipe[2];
+  int stdio[3], fds[2];
+  guint32 size;
+  guint8 *body;
+  gint64 reply;
+  guint8 ack = 0;
+  char taken = 1;
+  pid_t pid;
+
+  *ctl = -1;
+  if (pipe2 (status_pipe, O_CLOEXEC) != 0)
+    return FALSE;
+  if (pipe2 (ctl_pipe, O_CLOEXEC) != 0)
+    {
+      close (status_pipe[0]);
+      close (status_pipe[1]);
+      return FALSE;
+    }
+  pid = fork ();
+  if (pid != 0)
+    {
+      close (status_pipe[0]);
+      close (ctl_pipe[1]);
+      if (pid < 0)
+        {
+          close (status_pipe[1]);
+          close (ctl_pipe[0]);
+          return FALSE;
+        }
+      {
+        ForkedChild c = { pid, status_pipe[1] };
+        g_array_append_val (children, c);
+      }
+      *ctl = ctl_pipe[0];
+      return FALSE;
+    }
+
+  /* The spare.  It keeps a write end of its status pipe: on a normal
+   * exit it reports its status itself, before the server could. */
+  close (sigfd);
+  child_status_fd = status_pipe[1];
+  close (ctl_pipe[0]);
+  for (guint i = 0; i < children->len; i++)
+    close (g_array_index (children, ForkedChild, i).status_fd);
+  g_array_set_size (children, 0);
+
+  if (!recv_with_fds (sock, &size, sizeof size, stdio, 3) || size > FORKSERVER_MAX_REQ)
+    _exit (0);  /* the parent closed the socket */
+  body = g_malloc (size);
+  if (!read_full (sock, body, size))
+    _exit (0);
+  request = g_variant_ref_sink (g_variant_new_from_data (G_VARIANT_TYPE (FORKSERVER_REQ_TYPE),
+                                                         body, size, FALSE, g_free, body));
+  reply = getpid ();
+  fds[0] = pidfd_open (getpid (), 0);
+  fds[1] = status_pipe[0];
+  if (fds[0] < 0 ||
+      !write_full (sock, &reply, sizeof reply) ||
+      !send_with_fds (sock, &ack, 1, fds, 2))
+    _exit (0);
+  close (fds[0]);
+  close (fds[1]);
+  close (sock);
+  if (write (ctl_pipe[1], &taken, 1) < 0)
+    { /* the server is gone: nothing to tell */ }
+  close (ctl_pipe[1]);
+
+  forked_child_setup (request, stdio);
+  *parent_pidfd = ppidfd;
+  return TRUE;
+}
+
 gboolean
 _fiber_forkserver_run_if_requested (int *parent_pidfd)
 {
   const char *text = g_getenv (FIBER_ENV_FORKSERVER_FD);
   g_autoptr(GArray) children = NULL;
   sigset_t chld;
-  int sock, sigfd, ppidfd, null_fd;
+  int sock, sigfd, ppidfd, null_fd, ctl = -1;
   pid_t pid;
 
   *parent_pidfd = -1;
@@ -1014,23 +1128,41 @@ _fiber_forkserver_run_if_requested (int *parent_pidfd)
     _exit (0);
   children = g_array_new (FALSE, FALSE, sizeof (ForkedChild));
 
-  for (;;)
+  /* A spare child forked ahead waits for the next request and reads it
+   * itself, so a start does not wait for a fork: the next spare is forked
+   * as soon as one took a request, while the new child runs.  Only a
+   * spare reads the socket; the server polls it only while it has no
+   * spare (its fork failed: it tries again when a request comes, or after
+   * a while). */
+  for (gboolean want_spare = TRUE, fork_failed = FALSE;;)
     {
-      struct pollfd pfds[3] = {
-        { .fd = sock, .events = POLLIN },
-        { .fd = sigfd, .events = POLLIN },
-        { .fd = ppidfd, .events = POLLIN },
-      };
-      g_autoptr(GVariant) request = NULL;
-      guint32 size;
-      int stdio[3], status_pipe[2], fds[2];
-      guint8 *body;
-      gint64 reply;
-      guint8 ack = 0;
-      int errsv;
+      struct pollfd pfds[3];
 
-      if (poll (pfds, 3, -1) < 0)
-        continue;
+      if (want_spare && ctl < 0)
+        {
+          want_spare = FALSE;
+          if (spare_fork (sock, sigfd, ppidfd, children, &ctl, parent_pidfd))
+            return TRUE;  /* in the spare, which took a request */
+          fork_failed = ctl < 0;
+        }
+
+      /* A negative fd is ignored by poll(). */
+      pfds[0].fd = ctl >= 0 ? ctl : fork_failed ? -1 : sock;
+      pfds[0].events = POLLIN;
+      pfds[1].fd = sigfd;
+      pfds[1].events = POLLIN;
+      pfds[2].fd = ppidfd;
+      pfds[2].events = POLLIN;
+      switch (poll (pfds, 3, ctl >= 0 ? -1 : SPARE_RETRY_MSEC))
+        {
+        case -1:
+          continue;
+        case 0:
+          want_spare = TRUE;
+          continue;
+        default:
+          break;
+        }
       if (pfds[1].revents != 0)
         {
           struct signalfd_siginfo info;
@@ -1041,74 +1173,22 @@ _fiber_forkserver_run_if_requested (int *parent_pidfd)
         }
       if (pfds[2].revents != 0)
         _exit (0);  /* the parent died */
-      if (pfds[0].revents == 0)
-        continue;
-
-      if (!recv_with_fds (sock, &size, sizeof size, stdio, 3))
-        _exit (0);  /* the parent closed the socket */
-      if (size > FORKSERVER_MAX_REQ)
-        _exit (0);
-      body = g_malloc (size);
-      if (!read_full (sock, body, size))
-        _exit (0);
-      request = g_variant_ref_sink (g_variant_new_from_data (G_VARIANT_TYPE (FORKSERVER_REQ_TYPE),
-                                                             body, size, FALSE, g_free, body));
-
-      if (pipe2 (status_pipe, O_CLOEXEC) != 0)
+      if (pfds[0].revents != 0 && ctl < 0)
+        want_spare = TRUE;  /* a request and no spare */
+      else if (pfds[0].revents != 0)
         {
-          status_pipe[0] = status_pipe[1] = -1;
-          pid = -1;
-        }
-      else
-        pid = fork ();
-      errsv = errno;
+          char taken;
+          ssize_t r G_GNUC_UNUSED = read (ctl, &taken, 1);
 
-      if (pid == 0)
-        {
-          close (sock);
-          close (sigfd);
-          close (status_pipe[0]);
-          close (status_pipe[1]);
-          for (guint i = 0; i < children->len; i++)
-            close (g_array_index (children, ForkedChild, i).status_fd);
-          forked_child_setup (request, stdio);
-          *parent_pidfd = ppidfd;
-          return TRUE;
+          /* A byte: the spare took a request; the end of the pipe: it
+           * died.  Either way the next one will be due. */
+          close (ctl);
+          ctl = -1;
+          want_spare = TRUE;
         }
-
-      for (int i = 0; i < 3; i++)
-        close (stdio[i]);
-      if (pid < 0)
-        {
-          reply = -(gint64) MAX (errsv, 1);
-          if (status_pipe[0] >= 0)
-            {
-              close (status_pipe[0]);
-              close (status_pipe[1]);
-            }
-          if (!write_full (sock, &reply, sizeof reply))
-            _exit (0);
-          continue;
-        }
-
-      reply = pid;
-      fds[0] = pidfd_open (pid, 0);   /* not reaped yet: the pid is the child's */
-      fds[1] = status_pipe[0];
-      if (fds[0] < 0 ||
-          !write_full (sock, &reply, sizeof reply) ||
-          !send_with_fds (sock, &ack, 1, fds, 2))
-        {
-          kill (pid, SIGKILL);
-          _exit (0);
-        }
-      close (fds[0]);
-      close (fds[1]);
-      {
-        ForkedChild c = { pid, status_pipe[1] };
-        g_array_append_val (children, c);
-      }
     }
 }
+
 
 static const char *
 fiber_local_backend_get_name (FiberBackend *backend)

@@ -106,6 +106,8 @@ static GPtrArray    *children;
 /* In a child of the fork server: a pidfd of the parent, for the watch of
  * a daemonic child (the server, not the parent, is our parent process). */
 static int           inherited_parent_pidfd = -1;
+/* This process is a child of the fork server. */
+static gboolean      forked_child;
 
 /* ------------------------------------------------------------------------
  * Helpers
@@ -350,9 +352,16 @@ _fiber_process_init_current (void)
   };
   int parent_pidfd = -1;
 
-  /* In a fork server this serves requests; it returns in each child. */
+  /* In a fork server this serves requests; it returns in each child.  The
+   * server sets up the class of its children first, so that each child
+   * does not do it again in pages of its own. */
+  if (g_getenv (FIBER_ENV_FORKSERVER_FD) != NULL)
+    g_type_class_unref (g_type_class_ref (FIBER_TYPE_PROCESS));
   if (_fiber_forkserver_run_if_requested (&parent_pidfd))
-    inherited_parent_pidfd = parent_pidfd;
+    {
+      inherited_parent_pidfd = parent_pidfd;
+      forked_child = TRUE;
+    }
   fiber_current_process ();
   if (inherited_parent_pidfd >= 0)
     close (g_steal_fd (&inherited_parent_pidfd));
@@ -476,6 +485,23 @@ read_payload (GError **error)
   return g_steal_pointer (&payload);
 }
 
+static void join_children_at_exit (void);
+
+/* Like multiprocessing's forked children (os._exit() after its own
+ * clean-up), a child of the fork server flushes its streams, joins its
+ * children and leaves without the atexit handlers and library destructors
+ * of the server's image; a re-executed child returns to exit(). */
+static int
+child_exit (int status)
+{
+  if (!forked_child)
+    return status;
+  fflush (NULL);
+  join_children_at_exit ();
+  fflush (NULL);
+  _fiber_forkserver_child_exit (status);
+}
+
 int
 _fiber_process_child_main (void)
 {
@@ -493,7 +519,7 @@ _fiber_process_child_main (void)
     {
       g_variant_get (payload, "(m&sv)", &task, &args);
       if (task == NULL)
-        return 0;
+        return child_exit (0);
       result = fiber_task_invoke (task, args, NULL, &error);
     }
 
@@ -505,9 +531,9 @@ _fiber_process_child_main (void)
                fiber_process_get_name (fiber_current_process ()),
                g_quark_to_string (error->domain), error->message);
       fflush (stderr);
-      return 1;
+      return child_exit (1);
     }
-  return 0;
+  return child_exit (0);
 }
 
 /* ------------------------------------------------------------------------
