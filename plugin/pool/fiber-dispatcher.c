@@ -32,6 +32,7 @@
 #include "fiber-dispatcher-private.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -213,6 +214,7 @@ struct _FiberDispatcher
   GQueue           queue;        /* Range */
   GQueue           suspects;     /* Item (heap) */
   GArray          *pollitems;
+  GArray          *pollfds;      /* struct pollfd, for poll_items() */
   GPtrArray       *poll_workers;
   gboolean         poll_dirty;
   guint            serial;
@@ -1773,6 +1775,37 @@ rebuild_pollitems (FiberDispatcher *self)
   self->poll_dirty = FALSE;
 }
 
+/* zmq_poll() makes a non-blocking pass before it blocks: two system calls
+ * per wakeup.  A local pool polls only plain fds, with one poll(). */
+static int
+poll_items (FiberDispatcher *self,
+            zmq_pollitem_t  *items,
+            guint            n,
+            long             timeout)
+{
+  struct pollfd *pfds;
+  int rc;
+
+  if (self->router != NULL)
+    return zmq_poll (items, (int) n, timeout);
+
+  g_array_set_size (self->pollfds, n);
+  pfds = (struct pollfd *) (void *) self->pollfds->data;
+  for (guint i = 0; i < n; i++)
+    {
+      pfds[i].fd = items[i].fd;
+      pfds[i].events = (short) (((items[i].events & ZMQ_POLLIN) ? POLLIN : 0) |
+                                ((items[i].events & ZMQ_POLLOUT) ? POLLOUT : 0));
+      pfds[i].revents = 0;
+    }
+  rc = poll (pfds, n, (int) timeout);
+  for (guint i = 0; i < n; i++)
+    items[i].revents = (short) (((pfds[i].revents & POLLIN) ? ZMQ_POLLIN : 0) |
+                                ((pfds[i].revents & POLLOUT) ? ZMQ_POLLOUT : 0) |
+                                ((pfds[i].revents & ~(POLLIN | POLLOUT)) ? ZMQ_POLLERR : 0));
+  return rc;
+}
+
 static gboolean
 needs_refresh_polling (FiberDispatcher *self)
 {
@@ -1824,7 +1857,7 @@ dispatcher_thread (gpointer data)
           items[2 + self->n_job_items + i].events =
             ZMQ_POLLIN | (_fiber_wire_stream_wants_write (w->stream) ? ZMQ_POLLOUT : 0);
         }
-      rc = zmq_poll (items, (int) self->pollitems->len, timeout);
+      rc = poll_items (self, items, self->pollitems->len, timeout);
       if (rc < 0)
         {
           if (errno == EINTR)
@@ -2103,6 +2136,7 @@ _fiber_dispatcher_new (const FiberDispatcherConfig  *config,
   g_queue_init (&self->queue);
   g_queue_init (&self->suspects);
   self->pollitems = g_array_new (FALSE, TRUE, sizeof (zmq_pollitem_t));
+  self->pollfds = g_array_new (FALSE, TRUE, sizeof (struct pollfd));
   self->poll_workers = g_ptr_array_new ();
   self->poll_streams = g_ptr_array_new ();
   self->poll_peers = g_ptr_array_new ();
@@ -2175,6 +2209,7 @@ dispatcher_free (FiberDispatcher *self)
   g_queue_clear_full (&self->queue, g_free);
   g_queue_clear_full (&self->suspects, g_free);
   g_array_unref (self->pollitems);
+  g_array_unref (self->pollfds);
   g_ptr_array_unref (self->poll_workers);
   g_ptr_array_unref (self->poll_streams);
   g_ptr_array_unref (self->poll_peers);

@@ -38,6 +38,19 @@
  * `main()` (so it has the same task registrations), and the generic
  * `fiber-worker` otherwise.
  *
+ * A top-level program that called fiber_init() starts its local children
+ * through a fork server, like multiprocessing's `forkserver` start method:
+ * on the first start the program is started once more, runs `main()` up
+ * to fiber_init() and from then on forks one child per start, which takes
+ * the environment, working directory and standard streams the parent has
+ * at that moment.  A start then costs a fork instead of an exec and the
+ * start-up of every library.  As in multiprocessing, the child's parent
+ * process is the server, and a forked child ends with `_exit()` after
+ * flushing its streams and joining its own children (atexit() handlers do
+ * not run).  Nested processes and subreapers keep re-executing the
+ * program; `FIBER_PROCESS_START_METHOD=spawn` in the environment does so
+ * everywhere.
+ *
  * ```c
  * g_autoptr(FiberProcess) p = fiber_process_new ("myapp.work", g_variant_new ("(i)", 42));
  * int exitcode;

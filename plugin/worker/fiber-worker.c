@@ -883,7 +883,15 @@ wait_for_master (Worker *self)
       worker_send (self, FIBER_MESSAGE_HEARTBEAT, g_variant_new ("()"));
       wait = heartbeat_usec (self);
     }
-  rc = zmq_poll (&item, 1, (long) (wait / 1000) + 1);
+  if (self->stream != NULL)
+    {
+      /* One poll(): zmq_poll() would make a non-blocking pass first. */
+      struct pollfd pfd = { .fd = item.fd, .events = POLLIN };
+
+      rc = poll (&pfd, 1, (int) (wait / 1000) + 1);
+    }
+  else
+    rc = zmq_poll (&item, 1, (long) (wait / 1000) + 1);
   if (rc < 0 && errno != EINTR)
     return FALSE;
   handle_incoming (self);
