@@ -7,6 +7,10 @@
 #   /usr/bin/python3 bench/run.py [--build-dir BUILD] [--json] [--quick]
 #   fiber bench [--json] [--quick]
 #
+# --bench-dir DIR names the directory holding the bench programs directly
+# (`fiber bench` passes it: BUILD/bench, or the installed
+# LIBEXECDIR/fiber-1.0/bench).
+#
 # Everything runs with 2 workers and an identity task: fiber's `process`
 # pool with the built-in task fiber.echo (bench-pool, C), and Python's
 # multiprocessing.Pool and concurrent.futures.ProcessPoolExecutor (fork)
@@ -82,14 +86,18 @@ def main():
     parser = argparse.ArgumentParser(description="fiber vs multiprocessing benchmarks")
     parser.add_argument("--build-dir", default=os.environ.get("FIBER_BUILD_DIR",
                                                               os.path.join(HERE, "..", "build")))
+    parser.add_argument("--bench-dir", default=None,
+                        help="directory holding bench-pool (default: BUILD/bench)")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     parser.add_argument("--quick", action="store_true", help="fewer iterations (rough figures)")
     args = parser.parse_args()
 
-    bench_pool = os.path.join(args.build_dir, "bench", "bench-pool")
+    bench_dir = args.bench_dir or os.path.join(args.build_dir, "bench")
+    bench_pool = os.path.join(bench_dir, "bench-pool")
     if not os.access(bench_pool, os.X_OK):
         raise SystemExit(f"run.py: {bench_pool} not found: build first "
-                         f"(meson setup BUILD && ninja -C BUILD), then pass --build-dir BUILD")
+                         f"(meson setup BUILD && ninja -C BUILD), then pass --build-dir BUILD "
+                         f"(or --bench-dir DIR)")
     peers = os.path.join(HERE, "peers.py")
     quick = ["--quick"] if args.quick else []
 

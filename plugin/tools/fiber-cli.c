@@ -987,34 +987,105 @@ cmd_worker (int    argc,
   return EXIT_USAGE;
 }
 
+/* Where `fiber bench` finds bench/run.py and the directory of the bench
+ * programs (bench-pool), in this order:
+ *   1. FIBER_BENCH_DRIVER (run.py) and, if set, FIBER_BENCH_DIR;
+ *   2. a build tree: this program is BUILD/plugin/tools/fiber, and
+ *      bench/meson.build copies the driver to BUILD/bench;
+ *   3. the installed copies, DATADIR/fiber-1.0/bench/run.py and
+ *      LIBEXECDIR/fiber-1.0/bench.
+ * Fills @driver and @bench_dir (%NULL: run.py's own default) and returns
+ * TRUE, or prints what it looked for and returns FALSE. */
+static gboolean
+find_bench (char **driver,
+            char **bench_dir)
+{
+  const char *env_driver = g_getenv ("FIBER_BENCH_DRIVER");
+  const char *env_dir = g_getenv ("FIBER_BENCH_DIR");
+  g_autofree char *self_exe = NULL;
+  g_autofree char *build_bench = NULL;
+  g_autofree char *build_driver = NULL;
+  g_autofree char *installed_driver = NULL;
+
+  if (env_driver != NULL && *env_driver != '\0')
+    {
+      if (!g_file_test (env_driver, G_FILE_TEST_IS_REGULAR))
+        {
+          g_printerr ("fiber bench: FIBER_BENCH_DRIVER=%s is not a file\n", env_driver);
+          return FALSE;
+        }
+      *driver = g_strdup (env_driver);
+      *bench_dir = env_dir != NULL && *env_dir != '\0' ? g_strdup (env_dir) : NULL;
+      return TRUE;
+    }
+
+  self_exe = g_file_read_link ("/proc/self/exe", NULL);
+  if (self_exe != NULL)
+    {
+      g_autofree char *tools_dir = g_path_get_dirname (self_exe);
+
+      build_bench = g_canonicalize_filename ("../../bench", tools_dir);
+      build_driver = g_build_filename (build_bench, "run.py", NULL);
+      if (g_file_test (build_driver, G_FILE_TEST_IS_REGULAR))
+        {
+          *driver = g_steal_pointer (&build_driver);
+          *bench_dir = env_dir != NULL && *env_dir != '\0'
+                       ? g_strdup (env_dir) : g_steal_pointer (&build_bench);
+          return TRUE;
+        }
+    }
+
+  installed_driver = g_build_filename (FIBER_BENCH_DATADIR, "run.py", NULL);
+  if (g_file_test (installed_driver, G_FILE_TEST_IS_REGULAR))
+    {
+      *driver = g_steal_pointer (&installed_driver);
+      *bench_dir = g_strdup (env_dir != NULL && *env_dir != '\0'
+                             ? env_dir : FIBER_BENCH_LIBEXECDIR);
+      return TRUE;
+    }
+
+  g_printerr ("fiber bench: the benchmark driver (run.py) was not found:\n"
+              "  not in a build tree next to this program%s%s\n"
+              "  not installed as %s\n"
+              "Install the benchmarks (meson install), run the `fiber` of a build\n"
+              "tree, or set FIBER_BENCH_DRIVER to bench/run.py and FIBER_BENCH_DIR\n"
+              "to the directory holding bench-pool (BUILD/bench).\n",
+              build_driver != NULL ? " (" : "",
+              build_driver != NULL ? build_driver : "",
+              installed_driver);
+  return FALSE;
+}
+
 static int
 cmd_bench (int    argc,
            char **argv)
 {
-#if defined(FIBER_BENCH_DRIVER) && defined(FIBER_BENCH_BUILDDIR) && defined(FIBER_PYTHON3)
   g_autoptr(GPtrArray) args = NULL;
+  g_autofree char *driver = NULL;
+  g_autofree char *bench_dir = NULL;
 
   if (argc > 1 && (g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h")))
     {
       g_print ("Usage:\n  fiber bench [--json] [--quick]\n\n"
-               "Runs the benchmarks of the build tree this program was built in\n"
-               "(fiber against multiprocessing and concurrent.futures).\n");
+               "Runs the benchmarks (fiber against multiprocessing and\n"
+               "concurrent.futures) with bench/run.py: the one named by\n"
+               "FIBER_BENCH_DRIVER, else the one of the build tree this program\n"
+               "is in, else the installed one.  FIBER_BENCH_DIR overrides the\n"
+               "directory of the bench programs.\n");
       return EXIT_SUCCESS;
     }
 
-  if (!g_file_test (FIBER_BENCH_DRIVER, G_FILE_TEST_IS_REGULAR) ||
-      !g_file_test (FIBER_BENCH_BUILDDIR, G_FILE_TEST_IS_DIR))
-    {
-      g_printerr ("fiber bench: the benchmarks are not installed; run them from a build "
-                  "tree (bench/run.py) — see “Benchmarks” in README.md\n");
-      return EXIT_FAILURE;
-    }
+  if (!find_bench (&driver, &bench_dir))
+    return EXIT_FAILURE;
 
   args = g_ptr_array_new ();
   g_ptr_array_add (args, (gpointer) FIBER_PYTHON3);
-  g_ptr_array_add (args, (gpointer) FIBER_BENCH_DRIVER);
-  g_ptr_array_add (args, (gpointer) "--build-dir");
-  g_ptr_array_add (args, (gpointer) FIBER_BENCH_BUILDDIR);
+  g_ptr_array_add (args, driver);
+  if (bench_dir != NULL)
+    {
+      g_ptr_array_add (args, (gpointer) "--bench-dir");
+      g_ptr_array_add (args, bench_dir);
+    }
   for (int i = 1; i < argc; i++)
     g_ptr_array_add (args, argv[i]);
   g_ptr_array_add (args, NULL);
@@ -1022,10 +1093,6 @@ cmd_bench (int    argc,
   execv (FIBER_PYTHON3, (char **) args->pdata);
   g_printerr ("fiber bench: cannot run %s: %s\n", FIBER_PYTHON3, g_strerror (errno));
   return EXIT_FAILURE;
-#else
-  g_printerr ("fiber bench: this build has no benchmarks; see “Benchmarks” in README.md\n");
-  return EXIT_FAILURE;
-#endif
 }
 
 typedef struct

@@ -9,6 +9,7 @@
 
 #include <fiber.h>
 #include <gio/gio.h>
+#include <glib/gstdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -69,11 +70,13 @@ cli_path (void)
   return path;
 }
 
-/* Runs `fiber ARGS…` with @input on its standard input. */
+/* Runs `fiber ARGS…` with @input on its standard input and the
+ * `KEY=VALUE` settings of @env (may be %NULL) in its environment. */
 static void
-run_cliv (CliRun             *run,
-          const char         *input,
-          const char * const *args)
+run_cliv_env (CliRun             *run,
+              const char         *input,
+              const char * const *env,
+              const char * const *args)
 {
   g_autoptr(GMainContext) context = g_main_context_new ();
   g_autoptr(GSubprocessLauncher) launcher = NULL;
@@ -94,6 +97,15 @@ run_cliv (CliRun             *run,
                                         G_SUBPROCESS_FLAGS_STDERR_PIPE);
   /* Whatever the harness has, the tool sees a plain, non-terminal run. */
   g_subprocess_launcher_unsetenv (launcher, "FIBER_POOL_TYPE");
+  g_subprocess_launcher_unsetenv (launcher, "FIBER_BENCH_DRIVER");
+  g_subprocess_launcher_unsetenv (launcher, "FIBER_BENCH_DIR");
+  for (guint i = 0; env != NULL && env[i] != NULL; i++)
+    {
+      g_auto(GStrv) kv = g_strsplit (env[i], "=", 2);
+
+      g_assert_nonnull (kv[1]);
+      g_subprocess_launcher_setenv (launcher, kv[0], kv[1], TRUE);
+    }
 
   g_main_context_push_thread_default (context);
 
@@ -132,6 +144,14 @@ run_cliv (CliRun             *run,
   if (g_test_verbose ())
     g_printerr ("fiber exit %d\n--- stdout\n%s--- stderr\n%s---\n",
                 run->exit_status, run->out, run->err);
+}
+
+static void
+run_cliv (CliRun             *run,
+          const char         *input,
+          const char * const *args)
+{
+  run_cliv_env (run, input, NULL, args);
 }
 
 static void run_cli (CliRun     *run,
@@ -367,6 +387,56 @@ test_bad_input (void)
   assert_no_leaks ();
 }
 
+/* `fiber bench` runs the driver named by FIBER_BENCH_DRIVER with the bench
+ * directory of FIBER_BENCH_DIR and the caller's arguments. */
+static void
+test_bench_env (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("fiber-cli-bench-XXXXXX", &error);
+  g_autofree char *driver = NULL;
+  g_autofree char *env_driver = NULL;
+  const char *env[3] = { NULL, "FIBER_BENCH_DIR=/bench/programs", NULL };
+  const char *args[] = { "bench", "--quick", NULL };
+  const char *missing_env[] = { "FIBER_BENCH_DRIVER=/nonexistent/run.py", NULL };
+  g_auto(CliRun) run = { 0 };
+  g_auto(CliRun) missing = { 0 };
+
+  g_assert_no_error (error);
+  driver = g_build_filename (dir, "run.py", NULL);
+  g_file_set_contents (driver, "import sys\nprint(' '.join(sys.argv[1:]))\n", -1, &error);
+  g_assert_no_error (error);
+  env_driver = g_strconcat ("FIBER_BENCH_DRIVER=", driver, NULL);
+  env[0] = env_driver;
+
+  run_cliv_env (&run, NULL, env, args);
+  g_assert_cmpint (run.exit_status, ==, 0);
+  g_assert_cmpstr (run.out, ==, "--bench-dir /bench/programs --quick\n");
+
+  run_cliv_env (&missing, NULL, missing_env, args);
+  g_assert_cmpint (missing.exit_status, ==, 1);
+  g_assert_nonnull (strstr (missing.err, "FIBER_BENCH_DRIVER"));
+
+  g_assert_cmpint (g_unlink (driver), ==, 0);
+  g_assert_cmpint (g_rmdir (dir), ==, 0);
+  assert_no_leaks ();
+}
+
+/* Run from a build tree, `fiber bench` finds the driver that
+ * bench/meson.build copies to BUILD/bench, without any path compiled in.
+ * A later --bench-dir wins in run.py, so a missing directory makes it
+ * stop at once with its own message instead of running the benchmarks. */
+static void
+test_bench_build_tree (void)
+{
+  g_auto(CliRun) run = { 0 };
+
+  run_cli (&run, NULL, "bench", "--bench-dir", "/nonexistent-bench", NULL);
+  g_assert_cmpint (run.exit_status, !=, 0);
+  g_assert_nonnull (strstr (run.err, "run.py: /nonexistent-bench/bench-pool not found"));
+  assert_no_leaks ();
+}
+
 static void
 test_empty_input (void)
 {
@@ -397,6 +467,8 @@ main (int    argc,
   g_test_add_func ("/cli/map/progress", test_map_progress);
   g_test_add_func ("/cli/map/empty-input", test_empty_input);
   g_test_add_func ("/cli/bad-input", test_bad_input);
+  g_test_add_func ("/cli/bench/env", test_bench_env);
+  g_test_add_func ("/cli/bench/build-tree", test_bench_build_tree);
 
   ret = g_test_run ();
   fiber_test_cleanup_environment ();
