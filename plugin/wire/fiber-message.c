@@ -285,16 +285,35 @@ check_result_items (GVariant  *body,
                     GError   **error)
 {
   gsize n = g_variant_n_children (body);
+  gsize size = g_variant_get_size (body);
+  const guint8 *data = g_variant_get_data (body);
+  guint k = offset_size (size, 0);
+  gsize table = size - n * k;
+  gsize start = 0;
 
   for (gsize i = 0; i < n; i++)
     {
-      g_autoptr(GVariant) item = g_variant_get_child_value (body, i);
+      g_autoptr(GVariant) item = NULL;
       g_autoptr(GVariant) boxed = NULL;
       g_autoptr(GVariant) value = NULL;
-      const guint8 *data = g_variant_get_data (item);
+      guint64 end = 0;
 
-      if (G_LIKELY (g_variant_get_size (item) > RESULT_ITEM_OK_OFFSET &&
-                    data[RESULT_ITEM_OK_OFFSET] != 0))
+      /* The flag in place, through the framing offsets of the (normal
+       * form, hence well-framed) array: no child value per good item.
+       * Items are 8-aligned; item i ends where offset i says. */
+      memcpy (&end, data + table + i * k, k);
+      end = GUINT64_FROM_LE (end);
+      if (G_LIKELY (end > start + RESULT_ITEM_OK_OFFSET && end <= table &&
+                    data[start + RESULT_ITEM_OK_OFFSET] != 0))
+        {
+          start = (gsize) ((end + 7) & ~(guint64) 7);
+          continue;
+        }
+      start = (gsize) ((end + 7) & ~(guint64) 7);
+
+      item = g_variant_get_child_value (body, i);
+      if (g_variant_get_size (item) > RESULT_ITEM_OK_OFFSET &&
+          ((const guint8 *) g_variant_get_data (item))[RESULT_ITEM_OK_OFFSET] != 0)
         continue;
 
       boxed = g_variant_get_child_value (item, 3);
