@@ -611,6 +611,77 @@ pool_with_backend (MapOptions  *opts,
   return fiber_pool_new_from_config (config, error);
 }
 
+static const GOptionEntry *
+find_short_option (const GOptionEntry *entries,
+                   char                short_name)
+{
+  for (guint i = 0; entries[i].long_name != NULL; i++)
+    if (entries[i].short_name == short_name)
+      return &entries[i];
+  return NULL;
+}
+
+static const GOptionEntry *
+find_long_option (const GOptionEntry *entries,
+                  const char         *long_name)
+{
+  for (guint i = 0; entries[i].long_name != NULL; i++)
+    if (g_str_equal (entries[i].long_name, long_name))
+      return &entries[i];
+  return NULL;
+}
+
+/* GOption takes the value of a short option only as the next argument
+ * (`-j 2`); `-j2`, as getopt and every other tool accept it, is an unknown
+ * option.  Returns a copy of @argv with each `-XVALUE` of an option X that
+ * takes a value split into `-X` `VALUE`.  Like the parse itself (strict
+ * POSIX), this stops at `--` or at the first argument that is not an
+ * option: what follows is the command's own. */
+static GStrv
+split_attached_values (const GOptionEntry *entries,
+                       int                 argc,
+                       char              **argv)
+{
+  g_autoptr(GStrvBuilder) out = g_strv_builder_new ();
+  int i = 0;
+
+  if (argc > 0)
+    g_strv_builder_add (out, argv[i++]);
+  for (; i < argc; i++)
+    {
+      const char *arg = argv[i];
+      const GOptionEntry *entry = NULL;
+
+      if (g_str_equal (arg, "--") || arg[0] != '-' || arg[1] == '\0')
+        break;
+      if (arg[1] == '-')
+        {
+          if (strchr (arg, '=') == NULL)
+            entry = find_long_option (entries, arg + 2);
+          g_strv_builder_add (out, arg);
+        }
+      else
+        {
+          entry = find_short_option (entries, arg[1]);
+          if (entry != NULL && entry->arg != G_OPTION_ARG_NONE && arg[2] != '\0')
+            {
+              char flag[3] = { '-', arg[1], '\0' };
+
+              g_strv_builder_add (out, flag);
+              g_strv_builder_add (out, arg + 2);
+              continue;
+            }
+          g_strv_builder_add (out, arg);
+        }
+      /* `-j 2`, `--jobs 2`: the value is never an option of its own. */
+      if (entry != NULL && entry->arg != G_OPTION_ARG_NONE && i + 1 < argc)
+        g_strv_builder_add (out, argv[++i]);
+    }
+  for (; i < argc; i++)
+    g_strv_builder_add (out, argv[i]);
+  return g_strv_builder_end (out);
+}
+
 static int
 cmd_map (int    argc,
          char **argv)
@@ -645,6 +716,7 @@ cmd_map (int    argc,
   };
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GError) error = NULL;
+  g_auto(GStrv) args = NULL;
   g_autoptr(GArray) lines = NULL;
   g_autoptr(GArray) failures = NULL;
   g_autoptr(GVariant) iterable = NULL;
@@ -677,7 +749,8 @@ cmd_map (int    argc,
   /* Stop at the first non-option: everything from CMD on is its own. */
   g_option_context_set_strict_posix (context, TRUE);
 
-  if (!g_option_context_parse (context, &argc, &argv, &error))
+  args = split_attached_values (entries, argc, argv);
+  if (!g_option_context_parse_strv (context, &args, &error))
     {
       g_printerr ("fiber map: %s\n(see “fiber map --help”)\n", error->message);
       return EXIT_USAGE;

@@ -273,6 +273,26 @@ test_map_placeholder (void)
   assert_no_leaks ();
 }
 
+/* Short options take their value attached too (`-j2`, `-tthread`), as
+ * with getopt; the command's own options are left alone. */
+static void
+test_map_attached_values (void)
+{
+  g_auto(CliRun) run = { 0 };
+  g_auto(CliRun) cmd_opts = { 0 };
+
+  run_cli (&run, "a\nb\nc\n", "map", "-j2", "-tthread", "--chunksize", "1",
+           "--", "echo", "{}", NULL);
+  g_assert_cmpint (run.exit_status, ==, 0);
+  g_assert_cmpstr (run.out, ==, "a\nb\nc\n");
+  g_assert_cmpstr (run.err, ==, "");
+
+  run_cli (&cmd_opts, "x\n", "map", "-j1", "echo", "-j3", "-tthread", NULL);
+  g_assert_cmpint (cmd_opts.exit_status, ==, 0);
+  g_assert_cmpstr (cmd_opts.out, ==, "-j3 -tthread x\n");
+  assert_no_leaks ();
+}
+
 static void
 test_map_failures (void)
 {
@@ -359,6 +379,8 @@ test_bad_input (void)
   } cases[] = {
     { "a\n", { "map", "-t", "no-such-type", "--", "echo", NULL }, "no-such-type" },
     { "a\n", { "map", "-j", "abc", "--", "echo", NULL }, "-j" },
+    { "a\n", { "map", "-jabc", "--", "echo", NULL }, "-j" },
+    { "a\n", { "map", "-tno-such-type", "--", "echo", NULL }, "no-such-type" },
     { "a\n", { "map", "-j", "-1", "--", "echo", NULL }, "-j" },
     { "a\n", { "map", "-j", "99999999999", "--", "echo", NULL }, "-j" },
     { "a\n", { "map", "--chunksize", "x", "--", "echo", NULL }, "--chunksize" },
@@ -463,6 +485,7 @@ main (int    argc,
   g_test_add_func ("/cli/map/in-order", test_map_in_order);
   g_test_add_func ("/cli/map/placeholder", test_map_placeholder);
   g_test_add_func ("/cli/map/failures", test_map_failures);
+  g_test_add_func ("/cli/map/attached-values", test_map_attached_values);
   g_test_add_func ("/cli/map/task", test_map_task);
   g_test_add_func ("/cli/map/progress", test_map_progress);
   g_test_add_func ("/cli/map/empty-input", test_empty_input);
