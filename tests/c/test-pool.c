@@ -1306,10 +1306,10 @@ on_sigint (int signum)
 }
 
 /* Ctrl-C in a terminal: SIGINT to the whole foreground process group
- * reaches the ndprocess workers, whose running tasks fail; the pool lives
- * on. */
+ * reaches the workers (ndprocess, and process ones too), whose running
+ * tasks fail; the pool lives on. */
 static void
-test_sigint_group (void)
+test_sigint_group (gconstpointer data)
 {
   struct sigaction action = { 0 }, old_action;
   FiberPool *pool = NULL;
@@ -1329,7 +1329,7 @@ test_sigint_group (void)
   sigemptyset (&action.sa_mask);
   g_assert_cmpint (sigaction (SIGINT, &action, &old_action), ==, 0);
 
-  pool = new_pool ("ndprocess", 2);
+  pool = new_pool (data, 2);
   for (int i = 0; i < 2; i++)
     running[i] = fiber_pool_apply_async (pool, "test.started-then-sleep",
                                          g_variant_new ("(s)", marker), NULL, NULL, NULL);
@@ -1357,6 +1357,21 @@ test_sigint_group (void)
   result = fiber_pool_map (pool, "test.square", int_range (20), 1, &error);
   g_assert_no_error (error);
   assert_squares (result, 20);
+  g_clear_pointer (&result, g_variant_unref);
+
+  /* Idle workers shrug a SIGINT off: the same two serve on. */
+  g_assert_cmpint (kill (-getpgrp (), SIGINT), ==, 0);
+  g_usleep (100 * 1000);
+  result = fiber_pool_map (pool, "test.square", int_range (20), 1, &error);
+  g_assert_no_error (error);
+  assert_squares (result, 20);
+  {
+    g_autoptr(GArray) now = fiber_test_list_children ();
+
+    g_assert_cmpuint (now->len, ==, children->len);
+    for (guint i = 0; i < now->len; i++)
+      g_assert_cmpint (g_array_index (now, GPid, i), ==, g_array_index (children, GPid, i));
+  }
 
   close_and_join (pool);
   sigaction (SIGINT, &old_action, NULL);
@@ -1424,7 +1439,7 @@ main (int    argc,
   add_typed ("join-timeout-dispose", test_join_timeout_dispose);
   add_typed ("large-payload", test_large_payload);
   add_typed ("threads", test_threads);
-  g_test_add_func ("/pool/ndprocess/sigint-group", test_sigint_group);
+  add_typed ("sigint-group", test_sigint_group);
 
   ret = g_test_run ();
   fiber_test_cleanup_environment ();
