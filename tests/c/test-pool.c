@@ -412,10 +412,12 @@ apply_done (GObject      *source,
 
   g_assert_true (g_main_context_get_thread_default () == state->context);
   g_assert_true (g_thread_self () == state->thread);
-  g_assert_true (FIBER_IS_POOL (source));
+  /* Results hold their pool weakly: a pool the caller dropped is gone
+   * (and was terminated) by the time the callback runs. */
+  g_assert_true (source == NULL || FIBER_IS_POOL (source));
   g_assert_true (FIBER_IS_APPLY_RESULT (result));
   state->calls++;
-  state->value = fiber_pool_apply_finish (FIBER_POOL (source), result, &state->error);
+  state->value = fiber_pool_apply_finish ((FiberPool *) source, result, &state->error);
 }
 
 static gboolean
@@ -1297,6 +1299,62 @@ test_threads (gconstpointer data)
   fiber_test_assert_no_leaks (2000);
 }
 
+/* The callback runs exactly once however the call ends: the pool
+ * terminated under it, or the caller dropped its last reference to the
+ * pool before the result came. */
+static void
+test_callback_once_on_terminate (gconstpointer data)
+{
+  FiberPool *pool = new_pool (data, 1);
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autofree char *dir = g_dir_make_tmp ("fiber-test-XXXXXX", NULL);
+  g_autofree char *marker = g_build_filename (dir, "running", NULL);
+  AsyncState running = { context, g_thread_self (), 0, NULL, NULL };
+  AsyncState queued = { context, g_thread_self (), 0, NULL, NULL };
+  AsyncState orphan = { context, g_thread_self (), 0, NULL, NULL };
+  g_autoptr(FiberApplyResult) r1 = NULL;
+  g_autoptr(FiberApplyResult) r2 = NULL;
+  FiberApplyResult *r3;
+
+  g_main_context_push_thread_default (context);
+  r1 = fiber_pool_apply_async (pool, "test.started-then-sleep", g_variant_new ("(s)", marker),
+                               NULL, apply_done, &running);
+  r2 = fiber_pool_apply_async (pool, "test.square", g_variant_new_int32 (3),
+                               NULL, apply_done, &queued);
+  wait_for_files (dir, 1);
+  fiber_pool_terminate (pool);
+  run_until_called (&running);
+  run_until_called (&queued);
+  g_assert_error (running.error, FIBER_ERROR, FIBER_ERROR_CLOSED);
+  g_assert_error (queued.error, FIBER_ERROR, FIBER_ERROR_CLOSED);
+  g_clear_error (&running.error);
+  g_clear_error (&queued.error);
+  g_object_unref (pool);
+
+  /* A call whose pool the caller lets go of at once. */
+  pool = new_pool (data, 1);
+  r3 = fiber_pool_apply_async (pool, "test.square", g_variant_new_int32 (9),
+                               NULL, apply_done, &orphan);
+  g_object_unref (r3);
+  g_object_unref (pool);
+  run_until_called (&orphan);
+  g_main_context_pop_thread_default (context);
+  if (orphan.error == NULL)
+    {
+      g_assert_cmpint (g_variant_get_int32 (orphan.value), ==, 81);
+      g_variant_unref (orphan.value);
+    }
+  else
+    {
+      /* dropping the last reference terminates the pool */
+      g_assert_error (orphan.error, FIBER_ERROR, FIBER_ERROR_CLOSED);
+      g_clear_error (&orphan.error);
+    }
+
+  remove_dir (dir);
+  fiber_test_assert_no_leaks (2000);
+}
+
 static volatile sig_atomic_t sigint_seen;
 
 static void
@@ -1436,6 +1494,7 @@ main (int    argc,
   add_typed ("interrupt", test_interrupt);
   add_typed ("interrupt-subprocess", test_interrupt_subprocess);
   add_typed ("cancel-queued", test_cancel_queued);
+  add_typed ("callback-once-on-terminate", test_callback_once_on_terminate);
   add_typed ("join-timeout-dispose", test_join_timeout_dispose);
   add_typed ("large-payload", test_large_payload);
   add_typed ("threads", test_threads);
