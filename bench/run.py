@@ -190,6 +190,10 @@ def main():
     print()
     print(f"mp process start + join with spawn: {proc_spawn:.1f} ms "
           f"(fiber/spawn {proc_fiber / proc_spawn:.2f}×)")
+    first = fiber.get("process_first")
+    if first is not None:
+        print(f"fiber's first process start + join (it also starts the fork server): "
+              f"{first['value']:.1f} ms; the row is the mean over {fiber['process_start']['n']}")
     print("cf map with the automatic chunksize is Executor.map's default, chunksize 1")
     return 0
 
