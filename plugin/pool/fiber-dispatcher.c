@@ -25,8 +25,10 @@
  * a worker is lost (its job ended, or it stayed silent), the items it held
  * become suspects: they are resent one at a time to an otherwise idle
  * worker, so that when a worker dies holding a single item the blame is
- * exact.  Only such a loss counts against the item's max-retries; beyond it
- * the item fails with FIBER_ERROR_WORKER_LOST.
+ * exact.  Such a loss counts against the item's max-retries, and so does a
+ * loss for the first item a worker held (workers run their items in
+ * order: that one was running); beyond it the item fails with
+ * FIBER_ERROR_WORKER_LOST.
  */
 
 #include "fiber-dispatcher-private.h"
@@ -627,6 +629,22 @@ describe_end (Worker *w)
   return g_strdup ("lost");
 }
 
+/* How often the item was running on a worker that was lost, this time
+ * included. */
+static guint
+charge_loss (BatchState *bs,
+             guint       index)
+{
+  gpointer key = GUINT_TO_POINTER (index);
+  guint losses;
+
+  if (bs->losses == NULL)
+    bs->losses = g_hash_table_new (NULL, NULL);
+  losses = GPOINTER_TO_UINT (g_hash_table_lookup (bs->losses, key)) + 1;
+  g_hash_table_insert (bs->losses, key, GUINT_TO_POINTER (losses));
+  return losses;
+}
+
 /* @w is gone (its job ended) or given up: whatever it held goes back to
  * the queue as suspects, or fails. */
 static void
@@ -656,54 +674,43 @@ worker_lost (FiberDispatcher *self,
 
   g_debug ("worker %s lost with %u items in flight: %s", w->id, n, why);
 
-  /* One item in flight: it was running, the blame is exact.  Several:
-   * retry them one by one to find out. */
-  if (n == 1 && self->resilient)
-    {
-      Item it = *ring_nth (w, 0);
-      gpointer key = GUINT_TO_POINTER (it.index);
-      guint losses;
-
-      w->n_inflight = 0;
-      if (it.bs->losses == NULL)
-        it.bs->losses = g_hash_table_new (NULL, NULL);
-      losses = GPOINTER_TO_UINT (g_hash_table_lookup (it.bs->losses, key)) + 1;
-      g_hash_table_insert (it.bs->losses, key, GUINT_TO_POINTER (losses));
-
-      if (losses > self->max_retries)
-        {
-          g_autofree char *message =
-            g_strdup_printf ("the worker running this task was lost %u time%s (%s)",
-                             losses, losses == 1 ? "" : "s", why);
-          fail_item (self, it.bs, it.index, FIBER_ERROR_WORKER_LOST, message);
-        }
-      else
-        {
-          Item *copy = g_memdup2 (&it, sizeof it);
-
-          copy->suspect = TRUE;
-          g_queue_push_head (&self->suspects, copy);
-        }
-      return;
-    }
-
+  /* A worker runs its items in order: the first one it still held was
+   * running when it was lost (or had just finished, unreported), so that
+   * one is charged with the loss at once — with max-retries 0 it is not
+   * run again.  The blame is certain only when the worker held one item:
+   * the others run again one by one, alone on a worker, and are charged
+   * when they take that worker down. */
   for (guint i = 0; i < n; i++)
     {
       Item it = *ring_nth (w, i);
+      Item *copy;
 
       if (!self->resilient)
         {
           g_autofree char *message =
             g_strdup_printf ("the worker running this task was lost (%s)", why);
           fail_item (self, it.bs, it.index, FIBER_ERROR_WORKER_LOST, message);
+          continue;
         }
-      else
+      if (i == 0)
         {
-          Item *copy = g_memdup2 (&it, sizeof it);
+          guint losses = charge_loss (it.bs, it.index);
 
-          copy->suspect = TRUE;
-          g_queue_push_tail (&self->suspects, copy);
+          if (losses > self->max_retries)
+            {
+              g_autofree char *message =
+                g_strdup_printf ("the worker running this task was lost %u time%s (%s)",
+                                 losses, losses == 1 ? "" : "s", why);
+              fail_item (self, it.bs, it.index, FIBER_ERROR_WORKER_LOST, message);
+              continue;
+            }
         }
+      copy = g_memdup2 (&it, sizeof it);
+      copy->suspect = TRUE;
+      if (n == 1)
+        g_queue_push_head (&self->suspects, copy);
+      else
+        g_queue_push_tail (&self->suspects, copy);
     }
   w->n_inflight = 0;
 }

@@ -491,6 +491,48 @@ test_max_retries (Fixture       *fx,
   close_and_join (pool);
 }
 
+/* max-retries 0: the item that took its worker down (the first of its
+ * chunk) is not run again; the rest of the chunk is. */
+static void
+test_no_retries (Fixture       *fx,
+                 gconstpointer  data)
+{
+  const guint n = 6, victim = 3;
+  FiberPool *pool = new_pool (data, 2, 0, TRUE);
+  g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("a(sii)"));
+  g_autoptr(FiberMapResult) r = NULL;
+  g_autoptr(GArray) counts = NULL;
+  g_autoptr(GError) error = NULL;
+  guint index, n_ok = 0, n_lost = 0;
+
+  for (guint i = 0; i < n; i++)
+    g_variant_builder_add (b, "(sii)", fx->log, (gint32) i, (gint32) victim);
+  r = fiber_pool_imap (pool, "test.die-on", g_variant_builder_end (b), 3, &error);
+  g_assert_no_error (error);
+  for (;;)
+    {
+      g_autoptr(GError) item_error = NULL;
+      g_autoptr(GVariant) item = NULL;
+
+      if (fiber_map_result_next (r, GUARD_MSEC, &index, &item, &item_error))
+        n_ok++;
+      else if (item_error != NULL)
+        {
+          g_assert_error (item_error, FIBER_ERROR, FIBER_ERROR_WORKER_LOST);
+          g_assert_cmpuint (index, ==, victim);
+          n_lost++;
+        }
+      else
+        break;
+    }
+  g_assert_cmpuint (n_ok, ==, n - 1);
+  g_assert_cmpuint (n_lost, ==, 1);
+  counts = read_log_counts (fx->log, n);
+  g_assert_cmpuint (g_array_index (counts, guint, victim), ==, 1);
+
+  close_and_join (pool);
+}
+
 /* Not resilient: the items of a lost worker fail at once. */
 static void
 test_not_resilient (Fixture       *fx,
@@ -684,6 +726,7 @@ main (int    argc,
   add_typed ("failing-items", test_failing_items);
   add_typed ("worker-killed", test_worker_killed);
   add_typed ("max-retries", test_max_retries);
+  add_typed ("no-retries", test_no_retries);
   add_typed ("not-resilient", test_not_resilient);
   add_typed ("worker-silent", test_worker_silent);
   add_typed ("owner-killed", test_owner_killed);
