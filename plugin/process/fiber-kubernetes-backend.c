@@ -174,6 +174,23 @@ member_int (JsonObject *object,
   return TRUE;
 }
 
+/* The message of the API server's Status object, with its reason. */
+static char *
+status_message (JsonNode *root,
+                gpointer  user_data)
+{
+  JsonObject *object = root != NULL && JSON_NODE_HOLDS_OBJECT (root)
+                       ? json_node_get_object (root) : NULL;
+  const char *message = member_string (object, "message");
+  const char *reason = member_string (object, "reason");
+
+  if (message == NULL || *message == '\0')
+    return g_strdup (reason);
+  if (reason == NULL)
+    return g_strdup (message);
+  return g_strdup_printf ("%s (%s)", message, reason);
+}
+
 /* Returns the JSON object of a successful reply; otherwise NULL with
  * FIBER_ERROR_BACKEND carrying the message of the API server's Status
  * (and *@http_status set). */
@@ -183,34 +200,10 @@ check_reply (FiberRestReply  *reply,
              guint           *http_status,
              GError         **error)
 {
-  g_autoptr(JsonNode) root = _fiber_rest_reply_get_json (reply);
-  JsonObject *object = root != NULL && JSON_NODE_HOLDS_OBJECT (root)
-                       ? json_node_get_object (root) : NULL;
-  const char *message, *reason;
-  g_autofree char *text = NULL;
-
   if (http_status != NULL)
     *http_status = reply->status;
-  if (reply->status >= 200 && reply->status < 300)
-    {
-      if (object != NULL)
-        return g_steal_pointer (&root);
-      g_set_error (error, FIBER_ERROR, FIBER_ERROR_BACKEND,
-                   "Kubernetes API: %s: the reply is not a JSON object", what);
-      return NULL;
-    }
-
-  message = member_string (object, "message");
-  reason = member_string (object, "reason");
-  if (message == NULL)
-    message = text = _fiber_rest_reply_get_text (reply);
-  g_set_error (error, FIBER_ERROR, FIBER_ERROR_BACKEND,
-               "Kubernetes API: %s failed (HTTP %u %s): %s%s%s%s", what,
-               reply->status, reply->reason != NULL ? reply->reason : "",
-               *message != '\0' ? message : "no details given",
-               reason != NULL ? " (" : "", reason != NULL ? reason : "",
-               reason != NULL ? ")" : "");
-  return NULL;
+  return _fiber_rest_reply_check (reply, "Kubernetes API", what,
+                                  status_message, NULL, error);
 }
 
 /* Connection */

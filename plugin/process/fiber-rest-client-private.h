@@ -27,6 +27,26 @@ JsonNode   *_fiber_rest_reply_get_json    (FiberRestReply *reply);
  * valid UTF-8. */
 char       *_fiber_rest_reply_get_text    (FiberRestReply *reply);
 
+/* Finds the service's own error message in a parsed reply body (NULL when
+ * the body is not JSON); returns it (transfer full) or NULL. */
+typedef char *(*FiberRestDetailsFunc) (JsonNode *root,
+                                       gpointer  user_data);
+
+/* Reads a reply the way the backends read their service's answers: a 2xx
+ * reply whose body is a JSON object gives that object (transfer full).
+ * Anything else is NULL with FIBER_ERROR_BACKEND, either
+ *   "LABEL: WHAT: the reply is not a JSON object"       (2xx), or
+ *   "LABEL: WHAT failed (HTTP STATUS REASON): DETAILS"
+ * where DETAILS is what @details_func (may be NULL) finds in the body, else
+ * the body as text, else "no details given".  @details_func is called for
+ * every reply, so it can also record what it found (Slurm's error number). */
+JsonNode   *_fiber_rest_reply_check       (FiberRestReply       *reply,
+                                           const char           *label,
+                                           const char           *what,
+                                           FiberRestDetailsFunc  details_func,
+                                           gpointer              details_data,
+                                           GError              **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (FiberRestReply, _fiber_rest_reply_free)
 
 #define FIBER_TYPE_REST_CLIENT (_fiber_rest_client_get_type ())

@@ -102,6 +102,41 @@ _fiber_rest_reply_get_text (FiberRestReply *reply)
   return g_strdup (g_strstrip (valid));
 }
 
+JsonNode *
+_fiber_rest_reply_check (FiberRestReply        *reply,
+                         const char            *label,
+                         const char            *what,
+                         FiberRestDetailsFunc   details_func,
+                         gpointer               details_data,
+                         GError               **error)
+{
+  g_autoptr(JsonNode) root = _fiber_rest_reply_get_json (reply);
+  g_autofree char *details = NULL;
+
+  if (details_func != NULL)
+    details = details_func (root, details_data);
+
+  if (reply->status >= 200 && reply->status < 300)
+    {
+      if (root != NULL && JSON_NODE_HOLDS_OBJECT (root))
+        return g_steal_pointer (&root);
+      g_set_error (error, FIBER_ERROR, FIBER_ERROR_BACKEND,
+                   "%s: %s: the reply is not a JSON object", label, what);
+      return NULL;
+    }
+
+  if (details == NULL || *details == '\0')
+    {
+      g_free (details);
+      details = _fiber_rest_reply_get_text (reply);
+    }
+  g_set_error (error, FIBER_ERROR, FIBER_ERROR_BACKEND,
+               "%s: %s failed (HTTP %u %s): %s", label, what, reply->status,
+               reply->reason != NULL ? reply->reason : "",
+               *details != '\0' ? details : "no details given");
+  return NULL;
+}
+
 /* The client thread. */
 
 static SoupSession *

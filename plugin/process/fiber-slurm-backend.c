@@ -248,41 +248,27 @@ slurm_errors_message (JsonNode *root,
 /* Returns the JSON object of a successful reply; otherwise NULL with
  * FIBER_ERROR_BACKEND carrying Slurm's message (and @slurm_error set to
  * its first error number, 0 when none). */
+static char *
+reply_errors_message (JsonNode *root,
+                      gpointer  user_data)
+{
+  return slurm_errors_message (root, user_data);
+}
+
 static JsonNode *
 check_reply (FiberRestReply  *reply,
              const char      *what,
              gint64          *slurm_error,
              GError         **error)
 {
-  g_autoptr(JsonNode) root = _fiber_rest_reply_get_json (reply);
-  g_autofree char *slurm_message = NULL;
   gint64 number = 0;
+  JsonNode *root;
 
-  slurm_message = slurm_errors_message (root, &number);
+  root = _fiber_rest_reply_check (reply, "slurmrestd", what,
+                                  reply_errors_message, &number, error);
   if (slurm_error != NULL)
     *slurm_error = number;
-
-  if (reply->status >= 200 && reply->status < 300)
-    {
-      if (root != NULL && JSON_NODE_HOLDS_OBJECT (root))
-        return g_steal_pointer (&root);
-      g_set_error (error, FIBER_ERROR, FIBER_ERROR_BACKEND,
-                   "slurmrestd: %s: the reply is not a JSON object", what);
-      return NULL;
-    }
-
-  if (slurm_message == NULL)
-    {
-      g_autofree char *text = _fiber_rest_reply_get_text (reply);
-
-      if (*text != '\0')
-        slurm_message = g_steal_pointer (&text);
-    }
-  g_set_error (error, FIBER_ERROR, FIBER_ERROR_BACKEND,
-               "slurmrestd: %s failed (HTTP %u %s): %s", what, reply->status,
-               reply->reason != NULL ? reply->reason : "",
-               slurm_message != NULL ? slurm_message : "no details given");
-  return NULL;
+  return root;
 }
 
 /* Connection and API version. */

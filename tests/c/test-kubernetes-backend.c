@@ -40,6 +40,7 @@
 #include <fiber.h>
 
 #include "fiber-test-util.h"
+#include "remote-test-util.h"
 
 #define JOB_TIMEOUT_MSEC 30000
 #define NAMESPACE "fiber-test"
@@ -858,30 +859,6 @@ create (FiberBackend       *backend,
   return job;
 }
 
-static gboolean
-fd_readable (int fd,
-             int timeout_msec)
-{
-  struct pollfd pfd = { .fd = fd, .events = POLLIN };
-  int r;
-
-  do
-    r = poll (&pfd, 1, timeout_msec);
-  while (r < 0 && errno == EINTR);
-  return r > 0 && (pfd.revents & POLLIN) != 0;
-}
-
-static void
-wait_for_state (FiberJob      *job,
-                FiberJobState  state)
-{
-  gint64 deadline = g_get_monotonic_time () + JOB_TIMEOUT_MSEC * G_TIME_SPAN_MILLISECOND;
-
-  while (fiber_job_get_state (job) != state && g_get_monotonic_time () < deadline)
-    g_usleep (10 * 1000);
-  g_assert_cmpint (fiber_job_get_state (job), ==, state);
-}
-
 static JsonObject *
 manifest_path (JsonNode   *manifest,
                const char *path)
@@ -947,8 +924,8 @@ test_protocol_exit_code (void)
   g_assert_true (json_object_has_member (labels, "fiber-glib/instance"));
 
   if (!fiber_job_has_ended (job))
-    g_assert_false (fd_readable (fiber_job_get_fd (job), 0));
-  g_assert_true (fd_readable (fiber_job_get_fd (job), JOB_TIMEOUT_MSEC));
+    g_assert_false (fiber_test_fd_readable (fiber_job_get_fd (job), 0));
+  g_assert_true (fiber_test_fd_readable (fiber_job_get_fd (job), JOB_TIMEOUT_MSEC));
   g_assert_true (fiber_backend_wait_job (backend, job, 0, &error));
   g_assert_no_error (error);
   g_assert_cmpint (fiber_job_get_state (job), ==, FIBER_JOB_STATE_FAILED);
@@ -1027,8 +1004,8 @@ test_protocol_terminate (void)
 
   job = create (backend, argv);
   forced = create (backend, argv);
-  wait_for_state (job, FIBER_JOB_STATE_RUNNING);
-  wait_for_state (forced, FIBER_JOB_STATE_RUNNING);
+  fiber_test_wait_for_job_state (job, FIBER_JOB_STATE_RUNNING, JOB_TIMEOUT_MSEC);
+  fiber_test_wait_for_job_state (forced, FIBER_JOB_STATE_RUNNING, JOB_TIMEOUT_MSEC);
   g_assert_false (fiber_backend_wait_job (backend, job, 100, &error));
   g_assert_error (error, FIBER_ERROR, FIBER_ERROR_TIMEOUT);
   g_clear_error (&error);
@@ -1077,7 +1054,8 @@ test_protocol_polling (void)
   for (guint i = 0; i < 4; i++)
     g_ptr_array_add (jobs, create (backend, argv));
   for (guint i = 0; i < jobs->len; i++)
-    wait_for_state (g_ptr_array_index (jobs, i), FIBER_JOB_STATE_RUNNING);
+    fiber_test_wait_for_job_state (g_ptr_array_index (jobs, i), FIBER_JOB_STATE_RUNNING,
+                                   JOB_TIMEOUT_MSEC);
   g_usleep (1000 * 1000);
 
   job_lists = fake_api_count_requests (api, "GET /apis/batch/v1/namespaces/" NAMESPACE "/jobs?");
@@ -1131,7 +1109,7 @@ test_protocol_refresh (void)
   g_assert_true (fiber_backend_refresh_job (backend, job, &error));
   g_assert_no_error (error);
   g_assert_true (fiber_job_has_ended (job));
-  g_assert_true (fd_readable (fiber_job_get_fd (job), 0));
+  g_assert_true (fiber_test_fd_readable (fiber_job_get_fd (job), 0));
   g_assert_cmpint (fiber_job_get_state (job), ==, FIBER_JOB_STATE_FAILED);
   g_assert_true (fiber_job_get_exitcode (job, &exitcode));
   g_assert_cmpint (exitcode, ==, 5);

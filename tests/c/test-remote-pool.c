@@ -29,15 +29,9 @@
 #include "fiber-message.h"
 #include "fiber-process-pool-private.h"
 #include "fiber-test-util.h"
+#include "remote-test-util.h"
 
 #define GUARD_MSEC 60000
-
-static const char *slurm_binaries[] = {
-  "slurmctld", "slurmd", "slurmrestd", "munged", "mungekey", "sinfo", "squeue",
-  "scancel", NULL
-};
-
-static char *missing_binary;
 
 /* ---- tasks (run in the worker jobs) -------------------------------------- */
 
@@ -95,37 +89,11 @@ task_check_pid (GVariant      *args,
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static char *
-find_binary (const char *name)
-{
-  char *path = g_find_program_in_path (name);
-
-  if (path == NULL)
-    {
-      g_autofree char *sbin = g_build_filename ("/usr/sbin", name, NULL);
-
-      if (g_file_test (sbin, G_FILE_TEST_IS_EXECUTABLE))
-        path = g_steal_pointer (&sbin);
-    }
-  return path;
-}
-
-static gboolean
-skip_without_slurm (void)
-{
-  if (missing_binary == NULL)
-    return FALSE;
-  g_test_skip_printf ("Slurm is not installed ('%s' not found); "
-                      "scripts/slurm-cluster.sh install installs it",
-                      missing_binary);
-  return TRUE;
-}
-
 /* The job ids squeue lists (any state it shows), sorted text. */
 static char *
 squeue_ids (void)
 {
-  g_autofree char *squeue = find_binary ("squeue");
+  g_autofree char *squeue = fiber_test_find_binary ("squeue");
   g_autofree char *out = NULL;
   g_autoptr(GError) error = NULL;
   const char *argv[] = { squeue, "-h", "-o", "%i", NULL };
@@ -152,33 +120,6 @@ assert_queue_empty (void)
       ids = squeue_ids ();
     }
   g_assert_cmpstr (ids, ==, "");
-}
-
-static void
-scancel_job (gint64 id)
-{
-  g_autofree char *id_text = g_strdup_printf ("%" G_GINT64_FORMAT, id);
-  g_autofree char *scancel = find_binary ("scancel");
-  const char *argv[] = { scancel, id_text, NULL };
-  g_autoptr(GError) error = NULL;
-  int status = 0;
-
-  g_spawn_sync (NULL, (char **) argv, NULL,
-                G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
-                NULL, NULL, NULL, NULL, &status, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_spawn_check_wait_status (status, NULL));
-}
-
-static GPid
-env_pid (const char *name)
-{
-  const char *text = g_getenv (name);
-  guint64 pid = 0;
-
-  g_assert_nonnull (text);
-  g_assert_true (g_ascii_string_to_unsigned (text, 10, 1, G_MAXINT, &pid, NULL));
-  return (GPid) pid;
 }
 
 static GVariant *
@@ -490,7 +431,7 @@ test_map (void)
   GVariantBuilder b;
   const char *endpoint;
 
-  if (skip_without_slurm ())
+  if (fiber_test_skip_without_slurm ())
     return;
 
   configure_settings ();
@@ -551,7 +492,7 @@ test_scancel (void)
   guint received = 0;
   gboolean replaced = FALSE;
 
-  if (skip_without_slurm ())
+  if (fiber_test_skip_without_slurm ())
     return;
 
   configure_settings ();
@@ -580,7 +521,7 @@ test_scancel (void)
       if (++received == 20)
         {
           g_test_message ("scancel %" G_GINT64_FORMAT " after %u results", victim, received);
-          scancel_job (victim);
+          g_assert_true (fiber_test_scancel (victim));
         }
     }
   /* Nothing more: each result came exactly once. */
@@ -620,7 +561,7 @@ test_terminate (void)
   g_autoptr(GError) error = NULL;
   g_autofree char *queued = NULL;
 
-  if (skip_without_slurm ())
+  if (fiber_test_skip_without_slurm ())
     return;
 
   configure_settings ();
@@ -648,7 +589,7 @@ test_process (void)
   g_autoptr(GError) error = NULL;
   int exitcode = -1;
 
-  if (skip_without_slurm ())
+  if (fiber_test_skip_without_slurm ())
     return;
 
   backend = g_object_new (FIBER_TYPE_SLURM_BACKEND,
@@ -680,7 +621,7 @@ test_jwt_config (void)
   g_autofree char *wrong = NULL;
   const char *url = g_getenv ("FIBER_SLURM_URL");
 
-  if (skip_without_slurm ())
+  if (fiber_test_skip_without_slurm ())
     return;
 
   good = g_strdup_printf ("{\"pool_type\": \"remote\", \"processes\": 1,"
@@ -721,10 +662,10 @@ test_daemon_stopped (void)
   gint64 start, elapsed;
   GPid pid;
 
-  if (skip_without_slurm ())
+  if (fiber_test_skip_without_slurm ())
     return;
 
-  pid = env_pid ("SLURMRESTD_JWT_PID");
+  pid = fiber_test_env_pid ("SLURMRESTD_JWT_PID");
   config = g_strdup_printf ("{\"pool_type\": \"remote\", \"processes\": 2,"
                             " \"backend\": {\"name\": \"slurm\", \"url\": \"%s\","
                             " \"user\": \"root\", \"token\": \"%s\","
@@ -772,7 +713,7 @@ test_refuse_peers (void)
   guint8 random_token[16];
   g_autofree char *random_hex = NULL;
 
-  if (skip_without_slurm ())
+  if (fiber_test_skip_without_slurm ())
     return;
 
   backend = g_object_new (TEST_TYPE_RECORDING_BACKEND, NULL);
@@ -860,7 +801,7 @@ test_cli (void)
     "sh", "-c", "echo \"$SLURM_JOB_ID:$0\"", "{}", NULL
   };
 
-  if (skip_without_slurm ())
+  if (fiber_test_skip_without_slurm ())
     return;
   g_assert_nonnull (cli);
 
@@ -909,38 +850,6 @@ test_cli (void)
   fiber_test_assert_no_leaks (2000);
 }
 
-/* Runs this program again under scripts/slurm-cluster.sh run, which
- * provides the cluster and stops it afterwards.  Returns only on failure. */
-static void
-reexec_under_cluster (int    argc,
-                      char **argv)
-{
-  g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
-  g_auto(GStrv) args = NULL;
-  g_autofree char *script = NULL;
-  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
-  const char *srcdir = g_getenv ("G_TEST_SRCDIR");
-
-  if (srcdir != NULL)
-    script = g_build_filename (srcdir, "..", "scripts", "slurm-cluster.sh", NULL);
-  if (script == NULL || !g_file_test (script, G_FILE_TEST_IS_EXECUTABLE))
-    {
-      g_printerr ("test-remote-pool: no cluster (FIBER_SLURM_SOCKET unset) and "
-                  "scripts/slurm-cluster.sh not found (G_TEST_SRCDIR unset?); run "
-                  "it as 'scripts/slurm-cluster.sh run -- %s'\n", argv[0]);
-      exit (1);
-    }
-
-  g_strv_builder_add_many (builder, script, "run", "--", self != NULL ? self : argv[0], NULL);
-  for (int i = 1; i < argc; i++)
-    g_strv_builder_add (builder, argv[i]);
-  args = g_strv_builder_end (builder);
-  g_setenv ("FIBER_SLURM_REEXEC", "1", TRUE);
-  execv (script, args);
-  g_printerr ("test-remote-pool: cannot run %s: %s\n", script, g_strerror (errno));
-  exit (1);
-}
-
 int
 main (int    argc,
       char **argv)
@@ -953,22 +862,8 @@ main (int    argc,
   fiber_task_register ("remote.check-pid", task_check_pid, NULL, NULL);
   fiber_init (&argc, &argv, NULL);
 
-  for (guint i = 0; slurm_binaries[i] != NULL && missing_binary == NULL; i++)
-    {
-      g_autofree char *path = find_binary (slurm_binaries[i]);
-
-      if (path == NULL)
-        missing_binary = g_strdup (slurm_binaries[i]);
-    }
-  if (missing_binary == NULL && g_getenv ("FIBER_SLURM_SOCKET") == NULL)
-    {
-      if (g_getenv ("FIBER_SLURM_REEXEC") != NULL)
-        {
-          g_printerr ("test-remote-pool: slurm-cluster.sh run gave no cluster\n");
-          return 1;
-        }
-      reexec_under_cluster (argc, argv);
-    }
+  if (!fiber_test_slurm_init ("test-remote-pool", argc, argv))
+    return 1;
 
   /* Tokens are given explicitly; unset before any thread. */
   g_unsetenv ("SLURM_JWT");
@@ -986,6 +881,6 @@ main (int    argc,
 
   ret = g_test_run ();
   fiber_test_cleanup_environment ();
-  g_free (missing_binary);
+  fiber_test_slurm_cleanup ();
   return ret;
 }

@@ -21,40 +21,9 @@
 #include <fiber.h>
 
 #include "fiber-test-util.h"
+#include "remote-test-util.h"
 
 #define JOB_TIMEOUT_MSEC 60000
-
-static const char *slurm_binaries[] = {
-  "slurmctld", "slurmd", "slurmrestd", "munged", "mungekey", "sinfo", "squeue", NULL
-};
-
-static char *missing_binary;
-
-static char *
-find_binary (const char *name)
-{
-  char *path = g_find_program_in_path (name);
-
-  if (path == NULL)
-    {
-      g_autofree char *sbin = g_build_filename ("/usr/sbin", name, NULL);
-
-      if (g_file_test (sbin, G_FILE_TEST_IS_EXECUTABLE))
-        path = g_steal_pointer (&sbin);
-    }
-  return path;
-}
-
-static gboolean
-skip_without_slurm (void)
-{
-  if (missing_binary == NULL)
-    return FALSE;
-  g_test_skip_printf ("Slurm is not installed ('%s' not found); "
-                      "scripts/slurm-cluster.sh install installs it",
-                      missing_binary);
-  return TRUE;
-}
 
 static FiberBackend *
 socket_backend (void)
@@ -84,36 +53,12 @@ submit (FiberBackend       *backend,
   return job;
 }
 
-static gboolean
-fd_readable (int fd,
-             int timeout_msec)
-{
-  struct pollfd pfd = { .fd = fd, .events = POLLIN };
-  int r;
-
-  do
-    r = poll (&pfd, 1, timeout_msec);
-  while (r < 0 && errno == EINTR);
-  return r > 0 && (pfd.revents & POLLIN) != 0;
-}
-
-static void
-wait_for_state (FiberJob      *job,
-                FiberJobState  state)
-{
-  gint64 deadline = g_get_monotonic_time () + JOB_TIMEOUT_MSEC * G_TIME_SPAN_MILLISECOND;
-
-  while (fiber_job_get_state (job) != state && g_get_monotonic_time () < deadline)
-    g_usleep (20 * 1000);
-  g_assert_cmpint (fiber_job_get_state (job), ==, state);
-}
-
 static char *
 squeue_job (gint64 id)
 {
   g_autofree char *id_text = g_strdup_printf ("%" G_GINT64_FORMAT, id);
   g_autofree char *out = NULL;
-  g_autofree char *squeue = find_binary ("squeue");
+  g_autofree char *squeue = fiber_test_find_binary ("squeue");
   const char *argv[] = { squeue, "-h", "-j", id_text, "-o", "%i %T", NULL };
   g_autoptr(GError) error = NULL;
   int status = 0;
@@ -122,29 +67,6 @@ squeue_job (gint64 id)
                 NULL, NULL, &out, NULL, &status, &error);
   g_assert_no_error (error);
   return g_strdup (g_strstrip (out));
-}
-
-static void
-scancel_job (gint64 id)
-{
-  g_autofree char *id_text = g_strdup_printf ("%" G_GINT64_FORMAT, id);
-  g_autofree char *scancel = find_binary ("scancel");
-  const char *argv[] = { scancel, id_text, NULL };
-
-  g_spawn_sync (NULL, (char **) argv, NULL,
-                G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
-                NULL, NULL, NULL, NULL, NULL, NULL);
-}
-
-static GPid
-env_pid (const char *name)
-{
-  const char *text = g_getenv (name);
-  guint64 pid = 0;
-
-  g_assert_nonnull (text);
-  g_assert_true (g_ascii_string_to_unsigned (text, 10, 1, G_MAXINT, &pid, NULL));
-  return (GPid) pid;
 }
 
 /* The daemons are not our children: watch /proc. */
@@ -173,7 +95,7 @@ test_exit_code (void)
   const char *argv[] = { "/bin/sh", "-c", "sleep 0.5; exit 3", NULL };
   int exitcode = 12345;
 
-  if (skip_without_slurm ())
+  if (fiber_test_skip_without_slurm ())
     return;
 
   backend = socket_backend ();
@@ -188,8 +110,8 @@ test_exit_code (void)
 
   /* The fd is what callers poll: readable once the job ended, not before. */
   if (!fiber_job_has_ended (job))
-    g_assert_false (fd_readable (fiber_job_get_fd (job), 0));
-  g_assert_true (fd_readable (fiber_job_get_fd (job), JOB_TIMEOUT_MSEC));
+    g_assert_false (fiber_test_fd_readable (fiber_job_get_fd (job), 0));
+  g_assert_true (fiber_test_fd_readable (fiber_job_get_fd (job), JOB_TIMEOUT_MSEC));
   g_assert_true (fiber_job_has_ended (job));
   g_assert_true (fiber_backend_wait_job (backend, job, 0, &error));
   g_assert_no_error (error);
@@ -226,7 +148,7 @@ test_environment (void)
   };
   int exitcode = -1;
 
-  if (skip_without_slurm ())
+  if (fiber_test_skip_without_slurm ())
     return;
 
   backend = socket_backend ();
@@ -258,15 +180,15 @@ test_terminate (void)
   const char *argv[] = { "sleep", "60", NULL };
   int exitcode = 0;
 
-  if (skip_without_slurm ())
+  if (fiber_test_skip_without_slurm ())
     return;
 
   backend = socket_backend ();
   job = submit (backend, argv);
-  wait_for_state (job, FIBER_JOB_STATE_RUNNING);
+  fiber_test_wait_for_job_state (job, FIBER_JOB_STATE_RUNNING, JOB_TIMEOUT_MSEC);
   queued = squeue_job (fiber_job_get_pid (job));
   g_assert_true (g_str_has_suffix (queued, "RUNNING"));
-  g_assert_false (fd_readable (fiber_job_get_fd (job), 0));
+  g_assert_false (fiber_test_fd_readable (fiber_job_get_fd (job), 0));
 
   /* Not ended yet after a short wait. */
   g_assert_false (fiber_backend_wait_job (backend, job, 100, &error));
@@ -277,7 +199,7 @@ test_terminate (void)
   g_assert_no_error (error);
   g_assert_true (fiber_backend_wait_job (backend, job, JOB_TIMEOUT_MSEC, &error));
   g_assert_no_error (error);
-  g_assert_true (fd_readable (fiber_job_get_fd (job), 0));
+  g_assert_true (fiber_test_fd_readable (fiber_job_get_fd (job), 0));
   g_assert_cmpint (fiber_job_get_state (job), ==, FIBER_JOB_STATE_CANCELLED);
   g_assert_true (fiber_job_get_exitcode (job, &exitcode));
   g_assert_cmpint (exitcode, <, 0);
@@ -301,7 +223,7 @@ test_many (void)
   const char *short_argv[] = { "/bin/sh", "-c", "exit 0", NULL };
   const char *long_argv[] = { "sleep", "60", NULL };
 
-  if (skip_without_slurm ())
+  if (fiber_test_skip_without_slurm ())
     return;
 
   backend = socket_backend ();
@@ -343,7 +265,7 @@ test_jwt (void)
   const char *argv[] = { "/bin/sh", "-c", "exit 0", NULL };
   int exitcode = -1;
 
-  if (skip_without_slurm ())
+  if (fiber_test_skip_without_slurm ())
     return;
   g_assert_nonnull (url);
   g_assert_nonnull (token);
@@ -409,7 +331,7 @@ test_bad_config (void)
   g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
 
-  if (!skip_without_slurm ())
+  if (!fiber_test_skip_without_slurm ())
     {
       bad_version = g_object_new (FIBER_TYPE_SLURM_BACKEND,
                                   "socket", g_getenv ("FIBER_SLURM_SOCKET"),
@@ -442,10 +364,10 @@ test_stuck_daemon (void)
   GPid pid;
   gint64 start, elapsed;
 
-  if (skip_without_slurm ())
+  if (fiber_test_skip_without_slurm ())
     return;
 
-  pid = env_pid ("SLURMRESTD_JWT_PID");
+  pid = fiber_test_env_pid ("SLURMRESTD_JWT_PID");
   spec = fiber_job_spec_new (argv);
   backend = g_object_new (FIBER_TYPE_SLURM_BACKEND,
                           "url", g_getenv ("FIBER_SLURM_URL"),
@@ -483,15 +405,15 @@ test_daemon_killed (void)
   gint64 deadline, start;
   GPid pid;
 
-  if (skip_without_slurm ())
+  if (fiber_test_skip_without_slurm ())
     return;
 
-  pid = env_pid ("SLURMRESTD_PID");
+  pid = fiber_test_env_pid ("SLURMRESTD_PID");
   backend = g_object_new (FIBER_TYPE_SLURM_BACKEND,
                           "socket", g_getenv ("FIBER_SLURM_SOCKET"),
                           "request-timeout", 2000, NULL);
   job = submit (backend, argv);
-  wait_for_state (job, FIBER_JOB_STATE_RUNNING);
+  fiber_test_wait_for_job_state (job, FIBER_JOB_STATE_RUNNING, JOB_TIMEOUT_MSEC);
 
   g_assert_cmpint (kill (pid, SIGTERM), ==, 0);
   deadline = g_get_monotonic_time () + 10 * G_TIME_SPAN_SECOND;
@@ -524,40 +446,8 @@ test_daemon_killed (void)
   g_assert_false (fiber_job_has_ended (job));
   g_assert_cmpint (fiber_job_get_state (job), ==, FIBER_JOB_STATE_RUNNING);
 
-  scancel_job (fiber_job_get_pid (job));
+  fiber_test_scancel (fiber_job_get_pid (job));
   fiber_test_assert_no_leaks (2000);
-}
-
-/* Runs this program again under scripts/slurm-cluster.sh run, which
- * provides the cluster and stops it afterwards.  Returns only on failure. */
-static void
-reexec_under_cluster (int    argc,
-                      char **argv)
-{
-  g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
-  g_auto(GStrv) args = NULL;
-  g_autofree char *script = NULL;
-  g_autofree char *self = g_file_read_link ("/proc/self/exe", NULL);
-  const char *srcdir = g_getenv ("G_TEST_SRCDIR");
-
-  if (srcdir != NULL)
-    script = g_build_filename (srcdir, "..", "scripts", "slurm-cluster.sh", NULL);
-  if (script == NULL || !g_file_test (script, G_FILE_TEST_IS_EXECUTABLE))
-    {
-      g_printerr ("test-slurm-backend: no cluster (FIBER_SLURM_SOCKET unset) and "
-                  "scripts/slurm-cluster.sh not found (G_TEST_SRCDIR unset?); run "
-                  "it as 'scripts/slurm-cluster.sh run -- %s'\n", argv[0]);
-      exit (1);
-    }
-
-  g_strv_builder_add_many (builder, script, "run", "--", self != NULL ? self : argv[0], NULL);
-  for (int i = 1; i < argc; i++)
-    g_strv_builder_add (builder, argv[i]);
-  args = g_strv_builder_end (builder);
-  g_setenv ("FIBER_SLURM_REEXEC", "1", TRUE);
-  execv (script, args);
-  g_printerr ("test-slurm-backend: cannot run %s: %s\n", script, g_strerror (errno));
-  exit (1);
 }
 
 int
@@ -568,22 +458,8 @@ main (int    argc,
 
   fiber_init (&argc, &argv, NULL);
 
-  for (guint i = 0; slurm_binaries[i] != NULL && missing_binary == NULL; i++)
-    {
-      g_autofree char *path = find_binary (slurm_binaries[i]);
-
-      if (path == NULL)
-        missing_binary = g_strdup (slurm_binaries[i]);
-    }
-  if (missing_binary == NULL && g_getenv ("FIBER_SLURM_SOCKET") == NULL)
-    {
-      if (g_getenv ("FIBER_SLURM_REEXEC") != NULL)
-        {
-          g_printerr ("test-slurm-backend: slurm-cluster.sh run gave no cluster\n");
-          return 1;
-        }
-      reexec_under_cluster (argc, argv);
-    }
+  if (!fiber_test_slurm_init ("test-slurm-backend", argc, argv))
+    return 1;
 
   /* The JWT tests give their tokens explicitly; unset before any thread. */
   g_unsetenv ("SLURM_JWT");
@@ -602,6 +478,6 @@ main (int    argc,
 
   ret = g_test_run ();
   fiber_test_cleanup_environment ();
-  g_free (missing_binary);
+  fiber_test_slurm_cleanup ();
   return ret;
 }
