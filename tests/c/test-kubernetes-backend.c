@@ -1039,6 +1039,9 @@ test_protocol_terminate (void)
   fiber_test_assert_no_leaks (2000);
 }
 
+#define JOB_LIST "GET /apis/batch/v1/namespaces/" NAMESPACE "/jobs?"
+#define POD_LIST "GET /api/v1/namespaces/" NAMESPACE "/pods?"
+
 /* The monitor lists Jobs and pods, two requests per poll whatever the
  * number of live jobs; it never GETs single Jobs. */
 static void
@@ -1049,17 +1052,28 @@ test_protocol_polling (void)
   g_autoptr(GPtrArray) jobs = g_ptr_array_new_with_free_func (g_object_unref);
   g_autoptr(GError) error = NULL;
   const char *argv[] = { "sleep", "60", NULL };
-  guint job_lists, pod_lists;
+  guint base_job_lists, base_pod_lists, job_lists, pod_lists;
+  gint64 deadline;
 
   for (guint i = 0; i < 4; i++)
     g_ptr_array_add (jobs, create (backend, argv));
   for (guint i = 0; i < jobs->len; i++)
     fiber_test_wait_for_job_state (g_ptr_array_index (jobs, i), FIBER_JOB_STATE_RUNNING,
                                    JOB_TIMEOUT_MSEC);
-  g_usleep (1000 * 1000);
-
-  job_lists = fake_api_count_requests (api, "GET /apis/batch/v1/namespaces/" NAMESPACE "/jobs?");
-  pod_lists = fake_api_count_requests (api, "GET /api/v1/namespaces/" NAMESPACE "/pods?");
+  /* Let the monitor poll at least twice more with all four jobs live; the
+   * deadline is only a guard. */
+  base_job_lists = fake_api_count_requests (api, JOB_LIST);
+  base_pod_lists = fake_api_count_requests (api, POD_LIST);
+  deadline = g_get_monotonic_time () + JOB_TIMEOUT_MSEC * G_TIME_SPAN_MILLISECOND;
+  do
+    {
+      job_lists = fake_api_count_requests (api, JOB_LIST) - base_job_lists;
+      pod_lists = fake_api_count_requests (api, POD_LIST) - base_pod_lists;
+      if (job_lists >= 2 && pod_lists >= 2)
+        break;
+      g_usleep (10 * 1000);
+    }
+  while (g_get_monotonic_time () < deadline);
   g_test_message ("%u Job lists, %u pod lists for 4 jobs", job_lists, pod_lists);
   g_assert_cmpuint (job_lists, >=, 2);
   g_assert_cmpuint (pod_lists, >=, 2);

@@ -560,6 +560,7 @@ test_terminate (void)
   g_autoptr(GVariant) value = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *queued = NULL;
+  gint64 deadline;
 
   if (fiber_test_skip_without_slurm ())
     return;
@@ -568,8 +569,16 @@ test_terminate (void)
   pool = new_remote_pool (2);
   result = fiber_pool_map_async (pool, "remote.slow-square", int_array (400), 1,
                                  NULL, NULL, NULL);
-  g_usleep (200 * 1000);
+  /* Terminate once the pool has submitted its jobs (the map itself runs
+   * for seconds); the deadline is only a guard. */
+  deadline = g_get_monotonic_time () + GUARD_MSEC * G_TIME_SPAN_MILLISECOND;
   queued = squeue_ids ();
+  while (*queued == '\0' && g_get_monotonic_time () < deadline)
+    {
+      g_usleep (20 * 1000);
+      g_free (queued);
+      queued = squeue_ids ();
+    }
   g_assert_cmpstr (queued, !=, "");
   fiber_pool_terminate (pool);
   value = fiber_apply_result_get (FIBER_APPLY_RESULT (result), GUARD_MSEC, &error);
