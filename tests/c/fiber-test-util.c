@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <glib/gstdio.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,6 +158,20 @@ fiber_test_assert_no_leaks (int grace_msec)
   if (n_files > 0)
     g_test_message ("left behind in %s:%s", test_tmpdir, names->str);
   g_assert_cmpuint (n_files, ==, 0);
+}
+
+gboolean
+fiber_test_fd_readable (int fd,
+                        int timeout_msec)
+{
+  struct pollfd pfd = { .fd = fd, .events = POLLIN };
+  int r;
+
+  do
+    r = poll (&pfd, 1, timeout_msec);
+  while (r < 0 && errno == EINTR);
+  g_assert_cmpint (r, >=, 0);
+  return r > 0 && (pfd.revents & POLLIN) != 0;
 }
 
 void

@@ -28,6 +28,10 @@ GArray   *fiber_test_list_children    (void);
 /* TRUE when @pid exists (and is not a zombie). */
 gboolean  fiber_test_pid_alive        (GPid pid);
 
+/* Whether @fd becomes readable within @timeout_msec (0: now). */
+gboolean  fiber_test_fd_readable      (int fd,
+                                       int timeout_msec);
+
 /* Removes the test's TMPDIR (call at the very end, after the last check). */
 void      fiber_test_cleanup_environment (void);
 

@@ -4,7 +4,6 @@
  */
 
 #include <errno.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -131,19 +130,6 @@ fiber_test_env_pid (const char *name)
   g_assert_nonnull (text);
   g_assert_true (g_ascii_string_to_unsigned (text, 10, 1, G_MAXINT, &pid, NULL));
   return (GPid) pid;
-}
-
-gboolean
-fiber_test_fd_readable (int fd,
-                        int timeout_msec)
-{
-  struct pollfd pfd = { .fd = fd, .events = POLLIN };
-  int r;
-
-  do
-    r = poll (&pfd, 1, timeout_msec);
-  while (r < 0 && errno == EINTR);
-  return r > 0 && (pfd.revents & POLLIN) != 0;
 }
 
 void

@@ -38,10 +38,6 @@ gboolean  fiber_test_scancel            (gint64 id);
 /* The pid in environment variable @name (set by slurm-cluster.sh). */
 GPid      fiber_test_env_pid            (const char *name);
 
-/* Whether @fd becomes readable within @timeout_msec. */
-gboolean  fiber_test_fd_readable        (int fd,
-                                         int timeout_msec);
-
 /* Waits until @job is in @state, asserting it gets there within
  * @timeout_msec (a guard, not a performance check). */
 void      fiber_test_wait_for_job_state (FiberJob      *job,

@@ -6,7 +6,6 @@
 #include <fiber.h>
 #include <errno.h>
 #include <glib/gstdio.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,20 +80,6 @@ wait_exitcode (FiberJob *job)
   g_assert_true (fiber_job_has_ended (job));
   g_assert_true (fiber_job_get_exitcode (job, &exitcode));
   return exitcode;
-}
-
-static gboolean
-fd_readable (int fd,
-             int timeout_msec)
-{
-  struct pollfd pfd = { .fd = fd, .events = POLLIN };
-  int r;
-
-  do
-    r = poll (&pfd, 1, timeout_msec);
-  while (r < 0 && errno == EINTR);
-  g_assert_cmpint (r, >=, 0);
-  return r > 0 && (pfd.revents & POLLIN) != 0;
 }
 
 static void
@@ -315,20 +300,20 @@ test_fd_readable_at_exit (void)
 
   g_assert_cmpint (fd, >=, 0);
   /* Not readable while the child runs... */
-  g_assert_false (fd_readable (fd, 0));
-  g_assert_false (fd_readable (fd, 200));
+  g_assert_false (fiber_test_fd_readable (fd, 0));
+  g_assert_false (fiber_test_fd_readable (fd, 200));
   g_assert_false (fiber_job_has_ended (job));
   g_assert_true (fiber_test_pid_alive ((GPid) fiber_job_get_pid (job)));
 
   /* ...readable once it ended, and the exit code is there at once. */
   g_assert_true (g_file_set_contents (flag, "", 0, NULL));
-  g_assert_true (fd_readable (fd, GUARD_MSEC));
+  g_assert_true (fiber_test_fd_readable (fd, GUARD_MSEC));
   g_assert_true (fiber_backend_refresh_job (fiber_backend_get_default (), job, &error));
   g_assert_no_error (error);
   g_assert_true (fiber_job_has_ended (job));
   g_assert_cmpint (fiber_job_get_state (job), ==, FIBER_JOB_STATE_COMPLETED);
   /* It stays readable. */
-  g_assert_true (fd_readable (fd, 0));
+  g_assert_true (fiber_test_fd_readable (fd, 0));
 
   g_unlink (flag);
   fiber_test_assert_no_leaks (2000);
@@ -347,7 +332,7 @@ test_no_zombies (void)
   /* A job dropped after its child ended but before anyone reaped it. */
   {
     g_autoptr(FiberJob) job = spawn_sh ("exit 0", NULL);
-    g_assert_true (fd_readable (fiber_job_get_fd (job), GUARD_MSEC));
+    g_assert_true (fiber_test_fd_readable (fiber_job_get_fd (job), GUARD_MSEC));
   }
 
   fiber_test_assert_no_leaks (5000);

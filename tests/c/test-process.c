@@ -9,7 +9,6 @@
 #include <fiber.h>
 #include <errno.h>
 #include <glib/gstdio.h>
-#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -222,20 +221,6 @@ join_exitcode (FiberProcess *p)
   return exitcode;
 }
 
-static gboolean
-fd_readable (int fd,
-             int timeout_msec)
-{
-  struct pollfd pfd = { .fd = fd, .events = POLLIN };
-  int r;
-
-  do
-    r = poll (&pfd, 1, timeout_msec);
-  while (r < 0 && errno == EINTR);
-  g_assert_cmpint (r, >=, 0);
-  return r > 0 && (pfd.revents & POLLIN) != 0;
-}
-
 /* Waits (guard) for a file a child writes; returns its contents. */
 static char *
 wait_for_file (const char *path)
@@ -375,13 +360,13 @@ test_sentinel (void)
   g_assert_true (fiber_process_start (p, NULL));
   sentinel = fiber_process_get_sentinel (p);
   g_assert_cmpint (sentinel, >=, 0);
-  g_assert_false (fd_readable (sentinel, 0));
-  g_assert_false (fd_readable (sentinel, 100));
+  g_assert_false (fiber_test_fd_readable (sentinel, 0));
+  g_assert_false (fiber_test_fd_readable (sentinel, 100));
 
   fiber_process_terminate (p);
-  g_assert_true (fd_readable (sentinel, GUARD_MSEC));
+  g_assert_true (fiber_test_fd_readable (sentinel, GUARD_MSEC));
   g_assert_cmpint (join_exitcode (p), ==, -SIGTERM);
-  g_assert_true (fd_readable (sentinel, 0));
+  g_assert_true (fiber_test_fd_readable (sentinel, 0));
 
   fiber_test_assert_no_leaks (2000);
 }
@@ -410,7 +395,7 @@ test_active_children (void)
 
   /* Ended without a join: active_children() reaps it. */
   fiber_process_kill (b);
-  g_assert_true (fd_readable (fiber_process_get_sentinel (b), GUARD_MSEC));
+  g_assert_true (fiber_test_fd_readable (fiber_process_get_sentinel (b), GUARD_MSEC));
   list = fiber_active_children ();
   g_assert_cmpuint (list->len, ==, 0);
   g_assert_cmpuint (fiber_test_count_children (), ==, 0);
