@@ -162,6 +162,21 @@ task_pool_then_die (GVariant *args, GCancellable *cancellable, gpointer data, GE
   return NULL;
 }
 
+/* (sd) log, seconds: logs a line, then blocks (no cancellable, no main
+ * loop) for that long. */
+static GVariant *
+task_block (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
+{
+  const char *log;
+  double seconds;
+
+  g_variant_get (args, "(&sd)", &log, &seconds);
+  if (!append_line (log, "0\n", error))
+    return NULL;
+  g_usleep ((gulong) (seconds * G_USEC_PER_SEC));
+  return g_variant_new ("()");
+}
+
 /* ------------------------------------------------------------------------
  * Helpers
  * ------------------------------------------------------------------------ */
@@ -623,6 +638,56 @@ test_worker_silent (Fixture       *fx,
   close_and_join (pool);
 }
 
+/* A task that blocks far longer than the liveness window (five missed
+ * heartbeats) does not get its worker declared lost: the watchdog keeps
+ * the heartbeats going.  Interrupting it takes effect when it returns. */
+static void
+test_long_blocking_task (Fixture       *fx,
+                         gconstpointer  data)
+{
+  const char *type = data;
+  g_autoptr(GError) error = NULL;
+  FiberPool *pool = FIBER_POOL (g_initable_new (FIBER_TYPE_PROCESS_POOL, NULL, &error,
+                                                "pool-type", type,
+                                                "processes", 1,
+                                                "daemon", g_str_equal (type, "process"),
+                                                "heartbeat-interval", 50,
+                                                NULL));
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(FiberApplyResult) r = NULL;
+  g_autoptr(GArray) before = NULL;
+  g_autoptr(GArray) after = NULL;
+  gint64 deadline;
+
+  g_assert_no_error (error);
+  before = fiber_test_list_children ();
+  value = fiber_pool_apply (pool, "test.block", g_variant_new ("(sd)", fx->log, 1.0), &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&value, g_variant_unref);
+  g_assert_cmpuint (count_lines (fx->log), ==, 1);
+
+  r = fiber_pool_apply_async (pool, "test.block", g_variant_new ("(sd)", fx->log, 0.6),
+                              NULL, NULL, NULL);
+  deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
+  while (count_lines (fx->log) < 2)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (1000);
+    }
+  fiber_pool_interrupt (pool);
+  value = fiber_apply_result_get (r, GUARD_MSEC, &error);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INTERRUPTED);
+  g_clear_error (&error);
+
+  /* the same worker throughout */
+  after = fiber_test_list_children ();
+  g_assert_cmpuint (after->len, ==, 1);
+  g_assert_cmpint (g_array_index (after, GPid, 0), ==, g_array_index (before, GPid, 0));
+  g_assert_cmpuint (count_lines (fx->log), ==, 2);
+
+  close_and_join (pool);
+}
+
 static void
 remove_tree (const char *path)
 {
@@ -717,6 +782,7 @@ main (int    argc,
   fiber_task_register ("test.slow-square", task_slow_square, NULL, NULL);
   fiber_task_register ("test.die-on", task_die_on, NULL, NULL);
   fiber_task_register ("test.pool-then-die", task_pool_then_die, NULL, NULL);
+  fiber_task_register ("test.block", task_block, NULL, NULL);
 
   if (!fiber_init (&argc, &argv, &error))
     g_error ("fiber_init: %s", error->message);
@@ -729,6 +795,7 @@ main (int    argc,
   add_typed ("no-retries", test_no_retries);
   add_typed ("not-resilient", test_not_resilient);
   add_typed ("worker-silent", test_worker_silent);
+  add_typed ("long-blocking-task", test_long_blocking_task);
   add_typed ("owner-killed", test_owner_killed);
 
   ret = g_test_run ();

@@ -1355,6 +1355,48 @@ test_callback_once_on_terminate (gconstpointer data)
   fiber_test_assert_no_leaks (2000);
 }
 
+static guint
+count_fds (void)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  guint n = 0;
+
+  while (dir != NULL && g_dir_read_name (dir) != NULL)
+    n++;
+  return n;
+}
+
+/* Pools come and go without leaving descriptors or threads behind. */
+static void
+test_no_fd_leak (gconstpointer data)
+{
+  guint before, after;
+
+  /* a first pool sets up whatever the process keeps for good */
+  close_and_join (new_pool (data, 2));
+  before = count_fds ();
+  for (int i = 0; i < 8; i++)
+    {
+      FiberPool *pool = new_pool (data, 2);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) results = NULL;
+
+      results = fiber_pool_map (pool, "test.square", int_range (10), 1, &error);
+      g_assert_no_error (error);
+      if (i % 2 == 0)
+        close_and_join (pool);
+      else
+        {
+          fiber_pool_terminate (pool);
+          g_object_unref (pool);
+        }
+    }
+  after = count_fds ();
+  g_assert_cmpuint (after, ==, before);
+
+  fiber_test_assert_no_leaks (2000);
+}
+
 static volatile sig_atomic_t sigint_seen;
 
 static void
@@ -1498,6 +1540,7 @@ main (int    argc,
   add_typed ("join-timeout-dispose", test_join_timeout_dispose);
   add_typed ("large-payload", test_large_payload);
   add_typed ("threads", test_threads);
+  add_typed ("no-fd-leak", test_no_fd_leak);
   add_typed ("sigint-group", test_sigint_group);
 
   ret = g_test_run ();
