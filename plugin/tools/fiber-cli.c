@@ -611,22 +611,15 @@ pool_with_backend (MapOptions  *opts,
   return fiber_pool_new_from_config (config, error);
 }
 
+/* The entry named @long_name, or if that is %NULL the one of @short_name. */
 static const GOptionEntry *
-find_short_option (const GOptionEntry *entries,
-                   char                short_name)
+find_option (const GOptionEntry *entries,
+             const char         *long_name,
+             char                short_name)
 {
   for (guint i = 0; entries[i].long_name != NULL; i++)
-    if (entries[i].short_name == short_name)
-      return &entries[i];
-  return NULL;
-}
-
-static const GOptionEntry *
-find_long_option (const GOptionEntry *entries,
-                  const char         *long_name)
-{
-  for (guint i = 0; entries[i].long_name != NULL; i++)
-    if (g_str_equal (entries[i].long_name, long_name))
+    if (long_name != NULL ? g_str_equal (entries[i].long_name, long_name)
+                          : entries[i].short_name == short_name)
       return &entries[i];
   return NULL;
 }
@@ -657,12 +650,12 @@ split_attached_values (const GOptionEntry *entries,
       if (arg[1] == '-')
         {
           if (strchr (arg, '=') == NULL)
-            entry = find_long_option (entries, arg + 2);
+            entry = find_option (entries, arg + 2, 0);
           g_strv_builder_add (out, arg);
         }
       else
         {
-          entry = find_short_option (entries, arg[1]);
+          entry = find_option (entries, NULL, arg[1]);
           if (entry != NULL && entry->arg != G_OPTION_ARG_NONE && arg[2] != '\0')
             {
               char flag[3] = { '-', arg[1], '\0' };
