@@ -222,6 +222,7 @@ _fiber_apply_result_complete (FiberApplyResult *self,
                               GError           *error)
 {
   FiberApplyResultPrivate *priv = fiber_apply_result_get_instance_private (self);
+  gboolean wake;
 
   g_assert ((value == NULL) != (error == NULL));
 
@@ -236,10 +237,13 @@ _fiber_apply_result_complete (FiberApplyResult *self,
   priv->value = value != NULL ? g_variant_take_ref (value) : NULL;
   priv->error = error;
   g_atomic_int_set (&priv->done, TRUE);   /* read without the mutex by wait (0) */
-  /* GCond does not count waiters: skip the futex wake when nobody waits */
-  if (priv->n_waiters > 0)
-    g_cond_broadcast (&priv->cond);
+  /* GCond does not count waiters: skip the futex wake when nobody waits.
+   * Wake after the unlock, so that the waiter does not at once block on
+   * the mutex we still hold (our caller holds a reference to @self). */
+  wake = priv->n_waiters > 0;
   g_mutex_unlock (&priv->mutex);
+  if (wake)
+    g_cond_broadcast (&priv->cond);
 
   if (priv->callback != NULL)
     {

@@ -183,6 +183,7 @@ set_item (FiberMapResult *self,
   GVariant *complete_value = NULL;
   GError *complete_error = NULL;
   gboolean complete = FALSE;
+  gboolean wake;
 
   g_return_val_if_fail (index < self->n_items, FALSE);
   g_assert ((value == NULL) != (error == NULL));
@@ -223,10 +224,13 @@ set_item (FiberMapResult *self,
       complete_value = self->collect ? build_collected_locked (self) : g_variant_new ("()");
     }
   /* A futex wake per item would cost a system call each even with nobody
-   * waiting (GCond does not count waiters): only wake next() callers. */
-  if (self->n_waiters > 0)
-    g_cond_broadcast (&self->cond);
+   * waiting (GCond does not count waiters): only wake next() callers, and
+   * after the unlock, so that they do not block on the mutex at once (the
+   * batch completing this item holds a reference to @self). */
+  wake = self->n_waiters > 0;
   g_mutex_unlock (&self->mutex);
+  if (wake)
+    g_cond_broadcast (&self->cond);
 
   if (complete)
     _fiber_apply_result_complete (FIBER_APPLY_RESULT (self), complete_value, complete_error);
