@@ -1397,6 +1397,63 @@ test_no_fd_leak (gconstpointer data)
   fiber_test_assert_no_leaks (2000);
 }
 
+/* processes 0 means one per CPU; pools closed or terminated before their
+ * workers even connected end cleanly. */
+static void
+test_lifecycle_edges (gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) result = NULL;
+  FiberPool *pool;
+
+  pool = fiber_pool_new (data, 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (fiber_pool_get_processes (pool), ==, fiber_cpu_count ());
+  result = fiber_pool_apply (pool, "test.square", g_variant_new_int32 (11), &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_variant_get_int32 (result), ==, 121);
+  close_and_join (pool);
+
+  /* closed at once: queued work still runs */
+  pool = new_pool (data, 3);
+  {
+    g_autoptr(FiberApplyResult) r = fiber_pool_apply_async (pool, "test.square",
+                                                            g_variant_new_int32 (5),
+                                                            NULL, NULL, NULL);
+    g_autoptr(GVariant) value = NULL;
+
+    fiber_pool_close (pool);
+    value = fiber_apply_result_get (r, GUARD_MSEC, &error);
+    g_assert_no_error (error);
+    g_assert_cmpint (g_variant_get_int32 (value), ==, 25);
+  }
+  g_assert_true (fiber_pool_join (pool, GUARD_MSEC, &error));
+  g_assert_no_error (error);
+  g_object_unref (pool);
+
+  /* closed with nothing to do, terminated, dropped: all before the
+   * workers said HELLO */
+  pool = new_pool (data, 3);
+  close_and_join (pool);
+  pool = new_pool (data, 3);
+  fiber_pool_terminate (pool);
+  g_object_unref (pool);
+  g_object_unref (new_pool (data, 3));
+
+  /* terminate and close are idempotent, in any order */
+  pool = new_pool (data, 1);
+  fiber_pool_close (pool);
+  fiber_pool_terminate (pool);
+  fiber_pool_close (pool);
+  fiber_pool_terminate (pool);
+  g_assert_true (fiber_pool_join (pool, GUARD_MSEC, &error));
+  g_assert_true (fiber_pool_join (pool, 0, &error));
+  g_assert_no_error (error);
+  g_object_unref (pool);
+
+  fiber_test_assert_no_leaks (2000);
+}
+
 static volatile sig_atomic_t sigint_seen;
 
 static void
@@ -1541,6 +1598,7 @@ main (int    argc,
   add_typed ("large-payload", test_large_payload);
   add_typed ("threads", test_threads);
   add_typed ("no-fd-leak", test_no_fd_leak);
+  add_typed ("lifecycle-edges", test_lifecycle_edges);
   add_typed ("sigint-group", test_sigint_group);
 
   ret = g_test_run ();
