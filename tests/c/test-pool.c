@@ -1014,6 +1014,7 @@ test_interrupt (gconstpointer data)
   g_autoptr(FiberApplyResult) queued = NULL;
   g_autoptr(GVariant) result = NULL;
   g_autoptr(GError) error = NULL;
+  gint64 start;
 
   for (int i = 0; i < 2; i++)
     running[i] = fiber_pool_apply_async (pool, "test.started-then-sleep",
@@ -1023,6 +1024,7 @@ test_interrupt (gconstpointer data)
   queued = fiber_pool_apply_async (pool, "test.square", g_variant_new_int32 (5),
                                    NULL, NULL, NULL);
 
+  start = g_get_monotonic_time ();
   fiber_pool_interrupt (pool);
   for (int i = 0; i < 2; i++)
     {
@@ -1033,6 +1035,8 @@ test_interrupt (gconstpointer data)
       g_assert_null (value);
       g_object_unref (running[i]);
     }
+  g_test_message ("both running tasks failed %.1f ms after interrupt()",
+                  (g_get_monotonic_time () - start) / 1000.0);
   result = fiber_apply_result_get (queued, GUARD_MSEC, &error);
   g_assert_no_error (error);
   g_assert_cmpint (g_variant_get_int32 (result), ==, 25);
