@@ -2,14 +2,19 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * One thread per pool owns the ZeroMQ context, the ROUTER socket every
- * worker connects to, the worker jobs and all dispatch state; nothing here
- * is touched by another thread except the command stack and the few fields
- * under `lock`.  API calls push commands onto a lock-free stack (atomic
- * push, drained by exchange + reverse) and wake the thread through an
- * eventfd written only when the stack goes from empty to non-empty.  The
- * thread runs one zmq_poll() over the ROUTER, the eventfd and the fd of
- * every worker job (readable once the job ended).
+ * One thread per pool owns the sockets its workers connect to, the worker
+ * jobs and all dispatch state.  Local workers connect to a unix stream
+ * socket in a private directory (one connection each, length-prefixed
+ * frames: no ZeroMQ I/O threads between the two ends); remote workers to
+ * a ZeroMQ ROUTER on tcp with CURVE.  API calls push commands onto a
+ * lock-free stack (atomic push, drained by exchange + reverse) and wake
+ * the thread through an eventfd written only when the stack goes from
+ * empty to non-empty; a submission of a local pool is dispatched by the
+ * calling thread itself when the dispatcher thread is idle in poll() (the
+ * dispatch state is under `state_lock`, which the thread releases only
+ * while it polls).  The thread polls the listening socket (or the ROUTER),
+ * the eventfd, the fd of every worker job (readable once the job ended)
+ * and every worker connection.
  *
  * Work is kept as ranges of batch items; a worker gets whole chunks.  While
  * a worker is idle or not every worker has connected, each worker gets at
@@ -2084,18 +2089,6 @@ bind_endpoint (FiberDispatcher  *self,
         }
       self->endpoint = g_strndup (last, last_size);
       return TRUE;
-    }
-
-  self->runtime_dir = g_dir_make_tmp ("fiber-pool-XXXXXX", error);
-  if (self->runtime_dir == NULL)
-    return FALSE;
-  self->socket_path = g_build_filename (self->runtime_dir, "pool.sock", NULL);
-  self->endpoint = g_strconcat ("ipc://", self->socket_path, NULL);
-  if (zmq_bind (self->router, self->endpoint) != 0)
-    {
-      g_set_error (error, FIBER_ERROR, FIBER_ERROR_FAILED,
-                   "cannot bind %s: %s", self->endpoint, zmq_strerror (errno));
-      return FALSE;
     }
   return TRUE;
 }

@@ -30,9 +30,9 @@
  * again when it called fiber_init() first thing in `main()`, otherwise the
  * generic `fiber-worker` executable, which loads the
  * [property@Fiber.ProcessPool:task-modules].  They connect back to the pool
- * over ZeroMQ (a private `ipc://` socket for local workers, `tcp://` with
- * CURVE encryption for remote ones) and prove that they know the pool's
- * [property@Fiber.ProcessPool:authkey].
+ * (local workers over a unix socket in a private directory, remote ones
+ * over ZeroMQ `tcp://` with CURVE encryption) and prove that they know the
+ * pool's [property@Fiber.ProcessPool:authkey].
  *
  * The pool is resilient: a worker that crashes, is killed or stops sending
  * heartbeats is replaced, and the items it held run again (at most

@@ -2,8 +2,10 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * Tasks run on the main thread (language bindings need that).  The DEALER
- * socket is used by one thread at a time: the main thread holds it (the
+ * Tasks run on the main thread (language bindings need that).  The
+ * connection to the master (a unix stream socket for a local pool, a
+ * ZeroMQ DEALER for a remote one) is used by one thread at a time: the
+ * main thread holds it (the
  * `socket_lock` mutex) while it receives work, sends results or waits for
  * the master, and lets go of it while a task runs.  A watchdog thread takes
  * it over only when a task has been running for a while: it then keeps the
