@@ -77,6 +77,8 @@ fiber_init (int      *argc,
 /**
  * fiber_is_worker:
  *
+ * Tells whether this process is a worker the library started.
+ *
  * Returns: %TRUE in a process that serves tasks for a pool or runs a
  *   [class@Fiber.Process] target
  */

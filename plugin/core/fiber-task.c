@@ -146,6 +146,8 @@ lookup (const char *name)
  * fiber_task_is_registered:
  * @name: a task name
  *
+ * Tells whether a task of this name is registered.
+ *
  * Returns: whether a task called @name is registered in this process
  */
 gboolean

@@ -8,6 +8,8 @@
 /**
  * fiber_get_major_version:
  *
+ * Gets the major version of the library in use.
+ *
  * Returns: the major version of the library at run time
  */
 guint
@@ -19,6 +21,8 @@ fiber_get_major_version (void)
 /**
  * fiber_get_minor_version:
  *
+ * Gets the minor version of the library in use.
+ *
  * Returns: the minor version of the library at run time
  */
 guint
@@ -29,6 +33,8 @@ fiber_get_minor_version (void)
 
 /**
  * fiber_get_micro_version:
+ *
+ * Gets the micro version of the library in use.
  *
  * Returns: the micro version of the library at run time
  */

@@ -371,6 +371,8 @@ fiber_apply_result_wait (FiberApplyResult *self,
  * fiber_apply_result_ready:
  * @self: a #FiberApplyResult
  *
+ * Tells whether the result is available, without waiting.
+ *
  * Returns: whether the call has finished (successfully or not)
  */
 gboolean

@@ -395,6 +395,8 @@ fiber_map_result_get (FiberMapResult  *self,
  * fiber_map_result_get_n_items:
  * @self: a #FiberMapResult
  *
+ * Gets the number of items of the call.
+ *
  * Returns: the number of items of the call
  */
 guint
@@ -407,6 +409,8 @@ fiber_map_result_get_n_items (FiberMapResult *self)
 /**
  * fiber_map_result_get_n_completed:
  * @self: a #FiberMapResult
+ *
+ * Gets how many items have completed so far.
  *
  * Returns: how many items have finished so far (for progress reports)
  */

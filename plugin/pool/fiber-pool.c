@@ -434,6 +434,8 @@ fiber_pool_new (const char  *pool_type,
  * fiber_pool_get_pool_type:
  * @self: a #FiberPool
  *
+ * Gets the name of the pool's type.
+ *
  * Returns: (nullable): the type name the pool was created under
  */
 const char *
@@ -450,6 +452,8 @@ fiber_pool_get_pool_type (FiberPool *self)
  * fiber_pool_get_processes:
  * @self: a #FiberPool
  *
+ * Gets the number of workers of the pool.
+ *
  * Returns: the number of workers of the pool
  */
 guint
@@ -465,6 +469,8 @@ fiber_pool_get_processes (FiberPool *self)
 /**
  * fiber_pool_is_closed:
  * @self: a #FiberPool
+ *
+ * Tells whether the pool has been closed or terminated.
  *
  * Returns: whether [method@Fiber.Pool.close] or [method@Fiber.Pool.terminate]
  *   was called; new work then fails with %FIBER_ERROR_CLOSED

@@ -40,6 +40,8 @@ not_supported (FiberBackend  *self,
  * fiber_backend_get_name:
  * @self: a #FiberBackend
  *
+ * Gets the name of the backend.
+ *
  * Returns: the name of the backend (`local`, `slurm`, `kubernetes`)
  */
 const char *
@@ -58,6 +60,8 @@ fiber_backend_get_name (FiberBackend *self)
 /**
  * fiber_backend_is_remote:
  * @self: a #FiberBackend
+ *
+ * Tells whether the backend runs jobs on other machines.
  *
  * Returns: whether jobs of this backend may run on other hosts (workers
  *   then reach the master over `tcp://` with CURVE)

@@ -54,6 +54,8 @@ fiber_job_spec_new (const char * const *argv)
  * fiber_job_spec_ref:
  * @spec: a #FiberJobSpec
  *
+ * Acquires a reference.
+ *
  * Returns: (transfer full): @spec with one more reference
  */
 FiberJobSpec *
@@ -88,6 +90,8 @@ fiber_job_spec_unref (FiberJobSpec *spec)
 /**
  * fiber_job_spec_get_argv:
  * @spec: a #FiberJobSpec
+ *
+ * Gets the command line of the job.
  *
  * Returns: (transfer none) (array zero-terminated=1): the command line
  */
@@ -125,6 +129,8 @@ fiber_job_spec_setenv (FiberJobSpec *spec,
  * fiber_job_spec_getenv:
  * @spec: a #FiberJobSpec
  * @key: a variable name
+ *
+ * Gets a variable of the job's environment.
  *
  * Returns: (nullable): the value set with fiber_job_spec_setenv(), or
  *   %NULL when it is not set (or set to be removed)
@@ -215,6 +221,8 @@ fiber_job_spec_set_name (FiberJobSpec *spec,
  * fiber_job_spec_get_name:
  * @spec: a #FiberJobSpec
  *
+ * Gets the name of the job.
+ *
  * Returns: (nullable): the job name
  */
 const char *
@@ -246,6 +254,8 @@ fiber_job_spec_set_cwd (FiberJobSpec *spec,
 /**
  * fiber_job_spec_get_cwd:
  * @spec: a #FiberJobSpec
+ *
+ * Gets the working directory of the job.
  *
  * Returns: (nullable) (type filename): the working directory
  */
@@ -280,6 +290,8 @@ fiber_job_spec_set_daemon (FiberJobSpec *spec,
  * fiber_job_spec_get_daemon:
  * @spec: a #FiberJobSpec
  *
+ * Gets whether the job is a daemon.
+ *
  * Returns: whether the job is daemonic
  */
 gboolean
@@ -310,6 +322,8 @@ fiber_job_spec_set_cpus (FiberJobSpec *spec,
 /**
  * fiber_job_spec_get_cpus:
  * @spec: a #FiberJobSpec
+ *
+ * Gets the number of CPUs the job asks for.
  *
  * Returns: the CPUs the job needs
  */

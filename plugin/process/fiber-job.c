@@ -298,6 +298,8 @@ _fiber_wait_status_to_exitcode (int wait_status)
  * fiber_job_get_id:
  * @self: a #FiberJob
  *
+ * Gets the identifier the backend gave the job.
+ *
  * Returns: the backend's identifier of the job
  */
 const char *
@@ -311,6 +313,8 @@ fiber_job_get_id (FiberJob *self)
 /**
  * fiber_job_get_pid:
  * @self: a #FiberJob
+ *
+ * Gets the Fiber pid of the job.
  *
  * Returns: the Fiber pid of the job (the process id of a local child, the
  *   numeric job id of a scheduler)
@@ -349,6 +353,8 @@ fiber_job_get_state (FiberJob *self)
  * fiber_job_has_ended:
  * @self: a #FiberJob
  *
+ * Tells whether the job has ended.
+ *
  * Returns: whether the backend has seen the job end
  */
 gboolean
@@ -369,6 +375,8 @@ fiber_job_has_ended (FiberJob *self)
  * @self: a #FiberJob
  * @exitcode: (out) (optional): the exit code: the exit status (>= 0), or
  *   -N when the job was killed by signal N
+ *
+ * Gets the exit code of an ended job.
  *
  * Returns: %TRUE once the job has ended (and @exitcode is set), %FALSE
  *   while it runs

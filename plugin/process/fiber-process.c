@@ -1166,6 +1166,8 @@ fiber_process_kill (FiberProcess *self)
  * fiber_process_is_alive:
  * @self: a #FiberProcess
  *
+ * Tells whether the process has started and not yet ended.
+ *
  * Returns: %TRUE if the process was started and has not ended (always
  *   %TRUE for fiber_current_process())
  */
@@ -1260,6 +1262,8 @@ fiber_process_run (FiberProcess  *self,
  * fiber_process_get_name:
  * @self: a #FiberProcess
  *
+ * Gets the name of the process.
+ *
  * Returns: the name of the process
  */
 const char *
@@ -1307,6 +1311,8 @@ fiber_process_set_name (FiberProcess *self,
  * fiber_process_get_daemon:
  * @self: a #FiberProcess
  *
+ * Gets whether the process is a daemon.
+ *
  * Returns: whether the process is daemonic
  */
 gboolean
@@ -1343,6 +1349,8 @@ fiber_process_set_daemon (FiberProcess *self,
  * fiber_process_get_pid:
  * @self: a #FiberProcess
  *
+ * Gets the Fiber pid of the process.
+ *
  * Returns: the Fiber pid: the process id of a local child, the job id of a
  *   cluster job, or 0 before the process was started
  */
@@ -1362,6 +1370,8 @@ fiber_process_get_pid (FiberProcess *self)
 /**
  * fiber_process_get_authkey:
  * @self: a #FiberProcess
+ *
+ * Gets the authentication key of the process.
  *
  * Returns: (transfer none): the authentication key
  */
@@ -1402,6 +1412,8 @@ fiber_process_set_authkey (FiberProcess *self,
  * fiber_process_get_task:
  * @self: a #FiberProcess
  *
+ * Gets the name of the task the process runs.
+ *
  * Returns: (nullable): the name of the task the process runs
  */
 const char *
@@ -1416,6 +1428,8 @@ fiber_process_get_task (FiberProcess *self)
  * fiber_process_get_args:
  * @self: a #FiberProcess
  *
+ * Gets the arguments of the process's task.
+ *
  * Returns: (transfer none): the arguments of the task
  */
 GVariant *
@@ -1429,6 +1443,8 @@ fiber_process_get_args (FiberProcess *self)
 /**
  * fiber_process_get_backend:
  * @self: a #FiberProcess
+ *
+ * Gets the backend that runs the process.
  *
  * Returns: (transfer none): the backend the process runs on
  */
