@@ -111,6 +111,12 @@ default_worker_command (void)
 }
 
 static gboolean
+initializer_is_invalid (const char *initializer)
+{
+  return initializer != NULL && !g_utf8_validate (initializer, -1, NULL);
+}
+
+static gboolean
 fiber_process_pool_initable_init (GInitable     *initable,
                                   GCancellable  *cancellable,
                                   GError       **error)
@@ -133,6 +139,13 @@ fiber_process_pool_initable_init (GInitable     *initable,
     {
       g_set_error_literal (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
                            "the worker command must name a program");
+      return FALSE;
+    }
+  if (initializer_is_invalid (_fiber_pool_get_initializer (pool)))
+    {
+      /* It travels to the workers as a string of the wire protocol. */
+      g_set_error_literal (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
+                           "the initializer must be a task name in UTF-8");
       return FALSE;
     }
   if (self->backend == NULL)

@@ -322,6 +322,15 @@ test_unknown_task (gconstpointer data)
                  error->code == FIBER_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
 
+  /* A name that cannot travel (not UTF-8) is refused up front. */
+  result = fiber_pool_apply (pool, "bad\xff\xfename", NULL, &error);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT);
+  g_assert_null (result);
+  g_clear_error (&error);
+  result = fiber_pool_map (pool, "bad\xffname", g_variant_new_parsed ("[1]"), 1, &error);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
   /* imap: every item fails on its own, then the iteration ends. */
   mr = fiber_pool_imap (pool, "no.such.task", g_variant_new_parsed ("[1, 2, 3]"), 1, &error);
   g_assert_no_error (error);
@@ -563,6 +572,24 @@ test_wrong_authkey (gconstpointer data)
   fiber_test_assert_no_leaks (2000);
 }
 
+/* An initializer name that cannot travel is refused by the constructor. */
+static void
+test_bad_initializer (gconstpointer data)
+{
+  const char *type = data;
+  g_autoptr(GError) error = NULL;
+  GObject *object;
+
+  object = g_initable_new (FIBER_TYPE_PROCESS_POOL, NULL, &error,
+                           "pool-type", type, "processes", 1,
+                           "daemon", g_str_equal (type, "process"),
+                           "initializer", "init\xff", NULL);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT);
+  g_assert_null (object);
+
+  fiber_test_assert_no_leaks (2000);
+}
+
 /* Worker commands that cannot serve: an error at once, or failed work
  * after a few attempts — never a hang. */
 static void
@@ -657,6 +684,7 @@ main (int    argc,
   add_typed ("garbage-frames", test_garbage_frames);
   add_typed ("wrong-authkey", test_wrong_authkey);
   add_typed ("bad-worker-command", test_bad_worker_command);
+  add_typed ("bad-initializer", test_bad_initializer);
 
   ret = g_test_run ();
   fiber_test_cleanup_environment ();
