@@ -6,6 +6,8 @@
 #include "fiber-process-pool.h"
 #include "fiber-process-pool-private.h"
 
+#include <string.h>
+
 #include <gio/gio.h>
 
 #include "fiber-dispatcher-private.h"
@@ -148,6 +150,14 @@ fiber_process_pool_initable_init (GInitable     *initable,
                            "the initializer must be a task name in UTF-8");
       return FALSE;
     }
+  for (guint i = 0; self->task_modules != NULL && self->task_modules[i] != NULL; i++)
+    if (strchr (self->task_modules[i], ':') != NULL)
+      {
+        /* FIBER_TASK_MODULES is a ':'-separated list. */
+        g_set_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
+                     "a task module path may not contain ':' (%s)", self->task_modules[i]);
+        return FALSE;
+      }
   if (self->backend == NULL)
     self->backend = g_object_ref (fiber_backend_get_default ());
   if (self->authkey == NULL)

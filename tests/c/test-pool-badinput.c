@@ -586,6 +586,15 @@ test_bad_initializer (gconstpointer data)
                            "initializer", "init\xff", NULL);
   g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT);
   g_assert_null (object);
+  g_clear_error (&error);
+
+  /* Task modules travel as a ':'-separated list. */
+  object = g_initable_new (FIBER_TYPE_PROCESS_POOL, NULL, &error,
+                           "pool-type", type, "processes", 1,
+                           "daemon", g_str_equal (type, "process"),
+                           "task-modules", (const char * const []) { "/a:/b.so", NULL }, NULL);
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT);
+  g_assert_null (object);
 
   fiber_test_assert_no_leaks (2000);
 }
