@@ -411,7 +411,8 @@ fiber_process_pool_class_init (FiberProcessPoolClass *klass)
    *
    * Paths of task modules (shared objects exporting
    * `fiber_module_register_tasks()`) every worker loads before serving,
-   * passed in `FIBER_TASK_MODULES`.
+   * passed in `FIBER_TASK_MODULES` (a `:`-separated list, so no path may
+   * contain `:`).
    */
   properties[PROP_TASK_MODULES] =
     g_param_spec_boxed ("task-modules", NULL, NULL, G_TYPE_STRV,
