@@ -1047,6 +1047,13 @@ fiber_process_start (FiberProcess  *self,
                            "cannot start the current process");
       return FALSE;
     }
+  if (self->task != NULL && !g_utf8_validate (self->task, -1, NULL))
+    {
+      /* The child gets it in a GVariant string. */
+      g_set_error_literal (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
+                           "a task name must be UTF-8");
+      return FALSE;
+    }
   if (!_fiber_process_check_may_have_children (error))
     return FALSE;
 

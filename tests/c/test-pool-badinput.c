@@ -651,6 +651,20 @@ test_bad_worker_command (gconstpointer data)
   fiber_test_assert_no_leaks (2000);
 }
 
+/* FiberProcess takes the same care with a task name that cannot travel. */
+static void
+test_process_bad_task_name (void)
+{
+  g_autoptr(FiberProcess) p = fiber_process_new ("bad\xffname", NULL);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_false (fiber_process_start (p, &error));
+  g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT);
+  g_assert_false (fiber_process_is_alive (p));
+
+  fiber_test_assert_no_leaks (2000);
+}
+
 static void
 add_typed (const char    *name,
            GTestDataFunc  func)
@@ -694,6 +708,7 @@ main (int    argc,
   add_typed ("wrong-authkey", test_wrong_authkey);
   add_typed ("bad-worker-command", test_bad_worker_command);
   add_typed ("bad-initializer", test_bad_initializer);
+  g_test_add_func ("/pool-badinput/process-object/bad-task-name", test_process_bad_task_name);
 
   ret = g_test_run ();
   fiber_test_cleanup_environment ();
