@@ -233,9 +233,20 @@ class IMapIterator:
 
 # ---- the in-process call path ----------------------------------------------
 
-_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
-_set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
-_set_async_exc.restype = ctypes.c_int
+_SetAsyncExc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+# The exception is passed as a raw pointer: NULL clears a pending one,
+# while a py_object argument would turn None into Py_None, which the
+# thread then "raises" (a SystemError) at its next bytecode.
+_SetAsyncExc.argtypes = (ctypes.c_ulong, ctypes.c_void_p)
+_SetAsyncExc.restype = ctypes.c_int
+
+
+def _set_async_exc(thread_id, exc_type):
+    """Raises @exc_type in thread @thread_id at its next bytecode boundary;
+    None withdraws an exception that has not fired yet."""
+    # id() is the object's address; exc_type is a class kept alive by its
+    # module, and the call takes its own reference.
+    _SetAsyncExc(thread_id, id(exc_type) if exc_type is not None else None)
 
 
 class _InProcessCall:
@@ -693,7 +704,13 @@ class PoolMixin:
         return self
 
     def __exit__(self, exc_type, exc_val, exc_tb):
+        # multiprocessing's terminate() waits for its workers; here join()
+        # does, with the GIL released.  Leaving that to the last unref
+        # would be worse: dispose waits for the pool's threads while the
+        # caller holds the GIL, and a thread that still has to drop a
+        # Python callable (or run a callback) needs it.
         self.terminate()
+        self.join()
 
     def __reduce__(self):
         raise NotImplementedError(
