@@ -333,7 +333,7 @@ run_initializer (FiberCoroutinePool *self)
   if (initializer == NULL)
     return;
   result = fiber_task_invoke (initializer,
-                              initargs != NULL ? initargs : g_variant_new ("()"),
+                              initargs, /* NULL means () */
                               NULL, &error);
   if (result == NULL)
     self->init_error = g_error_new (error->domain, error->code,

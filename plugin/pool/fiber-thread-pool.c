@@ -130,7 +130,7 @@ ensure_initialized (FiberThreadPool *self)
     g_autoptr(GError) local_error = NULL;
 
     result = fiber_task_invoke (initializer,
-                                initargs != NULL ? initargs : g_variant_new ("()"),
+                                initargs, /* NULL means () */
                                 NULL, &local_error);
     if (result == NULL)
       error = g_error_new (local_error->domain, local_error->code,
