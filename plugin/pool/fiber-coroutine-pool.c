@@ -115,20 +115,6 @@ static GParamSpec *properties[N_PROPS];
 
 /* ---- items ----------------------------------------------------------------- */
 
-static GError *
-item_error (GError       *error,
-            GCancellable *cancellable)
-{
-  GError *interrupted;
-
-  if (!g_cancellable_is_cancelled (cancellable))
-    return error;
-  interrupted = g_error_new (FIBER_ERROR, FIBER_ERROR_INTERRUPTED,
-                             "the task was interrupted: %s", error->message);
-  g_error_free (error);
-  return interrupted;
-}
-
 static void
 run_item (FiberCoroutinePool *self,
           FiberBatch         *batch,
@@ -147,7 +133,7 @@ run_item (FiberCoroutinePool *self,
     }
   value = fiber_batch_invoke (batch, index, cancellable, &error);
   if (value == NULL)
-    error = item_error (error, cancellable);
+    error = _fiber_pool_item_error (error, cancellable);
   _fiber_batch_complete_item_take (batch, index, value, error);
 }
 
@@ -322,25 +308,6 @@ feeder_callback (gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
-static void
-run_initializer (FiberCoroutinePool *self)
-{
-  const char *initializer = _fiber_pool_get_initializer (FIBER_POOL (self));
-  GVariant *initargs = _fiber_pool_get_initargs (FIBER_POOL (self));
-  g_autoptr(GVariant) result = NULL;
-  g_autoptr(GError) error = NULL;
-
-  if (initializer == NULL)
-    return;
-  result = fiber_task_invoke (initializer,
-                              initargs, /* NULL means () */
-                              NULL, &error);
-  if (result == NULL)
-    self->init_error = g_error_new (error->domain, error->code,
-                                    "the pool initializer %s failed: %s",
-                                    initializer, error->message);
-}
-
 static gboolean
 is_finished_locked (FiberCoroutinePool *self)
 {
@@ -376,7 +343,9 @@ scheduler_thread_main (gpointer data)
       return NULL;
     }
 
-  run_initializer (self);
+  _fiber_pool_run_initializer (_fiber_pool_get_initializer (FIBER_POOL (self)),
+                               _fiber_pool_get_initargs (FIBER_POOL (self)),
+                               &self->init_error);
 
   feeder.sched = sched;
   g_source_set_callback (self->feeder, feeder_callback, &feeder, NULL);
@@ -608,11 +577,7 @@ fiber_coroutine_pool_interrupt (FiberPool *pool)
   FiberCoroutinePool *self = FIBER_COROUTINE_POOL (pool);
   g_autoptr(GCancellable) old = NULL;
 
-  g_mutex_lock (&self->lock);
-  old = g_steal_pointer (&self->cancellable);
-  self->cancellable = g_cancellable_new ();
-  g_mutex_unlock (&self->lock);
-
+  old = _fiber_pool_swap_cancellable (&self->lock, &self->cancellable, NULL);
   g_cancellable_cancel (old);
 }
 

@@ -90,6 +90,25 @@ guint             _fiber_pool_get_max_retries  (FiberPool           *self);
  * and joined so that no worker outlives the object. */
 void              _fiber_pool_shutdown_for_dispose (FiberPool       *self);
 
+/* ---- helpers of the in-process pools (thread, coroutine) ---- */
+
+/* Runs the pool initializer task @initializer (nothing when NULL) with
+ * @initargs (NULL means `()`) on the calling thread; on failure @error
+ * names the initializer. */
+gboolean          _fiber_pool_run_initializer  (const char          *initializer,
+                                                GVariant            *initargs,
+                                                GError             **error);
+/* For interrupt(): under @lock, replaces *@cancellable (the one tasks
+ * starting now get) with a fresh one and bumps *@generation (unless NULL).
+ * Returns the old one (transfer full), for the caller to cancel. */
+GCancellable     *_fiber_pool_swap_cancellable (GMutex              *lock,
+                                                GCancellable       **cancellable,
+                                                int                 *generation);
+/* The error of an item whose task failed with @error (transfer full): an
+ * interruption when @cancellable (the task's) was cancelled meanwhile. */
+GError           *_fiber_pool_item_error       (GError              *error,
+                                                GCancellable        *cancellable);
+
 /* Where async callbacks of @pool go (the pool's result thread when
  * `result-thread` is set, else NULL = caller's thread-default context). */
 GMainContext     *_fiber_pool_get_callback_context (FiberPool       *self);

@@ -404,6 +404,54 @@ _fiber_pool_shutdown_for_dispose (FiberPool *self)
   fiber_pool_join (self, -1, NULL);
 }
 
+gboolean
+_fiber_pool_run_initializer (const char  *initializer,
+                             GVariant    *initargs,
+                             GError     **error)
+{
+  g_autoptr(GVariant) result = NULL;
+  g_autoptr(GError) local_error = NULL;
+
+  if (initializer == NULL)
+    return TRUE;
+  result = fiber_task_invoke (initializer, initargs, NULL, &local_error);
+  if (result != NULL)
+    return TRUE;
+  g_set_error (error, local_error->domain, local_error->code,
+               "the pool initializer %s failed: %s", initializer, local_error->message);
+  return FALSE;
+}
+
+GCancellable *
+_fiber_pool_swap_cancellable (GMutex        *lock,
+                              GCancellable **cancellable,
+                              int           *generation)
+{
+  GCancellable *old;
+
+  g_mutex_lock (lock);
+  old = g_steal_pointer (cancellable);
+  *cancellable = g_cancellable_new ();
+  if (generation != NULL)
+    g_atomic_int_inc (generation);
+  g_mutex_unlock (lock);
+  return old;
+}
+
+GError *
+_fiber_pool_item_error (GError       *error,
+                        GCancellable *cancellable)
+{
+  GError *interrupted;
+
+  if (!g_cancellable_is_cancelled (cancellable))
+    return error;
+  interrupted = g_error_new (FIBER_ERROR, FIBER_ERROR_INTERRUPTED,
+                             "the task was interrupted: %s", error->message);
+  g_error_free (error);
+  return interrupted;
+}
+
 /* ---- public API --------------------------------------------------------- */
 
 /**

@@ -85,22 +85,6 @@ free_error (gpointer data)
     g_error_free (data);
 }
 
-/* The error an item gets when its task failed: a failure while the item's
- * cancellable was cancelled by interrupt() is an interruption. */
-static GError *
-item_error (GError       *error,
-            GCancellable *cancellable)
-{
-  GError *interrupted;
-
-  if (!g_cancellable_is_cancelled (cancellable))
-    return error;
-  interrupted = g_error_new (FIBER_ERROR, FIBER_ERROR_INTERRUPTED,
-                             "the task was interrupted: %s", error->message);
-  g_error_free (error);
-  return interrupted;
-}
-
 /* Runs the initializer on this thread once; returns a copy of its error. */
 static GError *
 ensure_initialized (FiberThreadPool *self)
@@ -110,7 +94,6 @@ ensure_initialized (FiberThreadPool *self)
   GThread *thread = g_thread_self ();
   GError *error = NULL;
   gpointer stored;
-  GVariant *initargs;
 
   if (initializer == NULL)
     return NULL;
@@ -124,19 +107,7 @@ ensure_initialized (FiberThreadPool *self)
     }
   g_mutex_unlock (&self->lock);
 
-  initargs = _fiber_pool_get_initargs (pool);
-  {
-    g_autoptr(GVariant) result = NULL;
-    g_autoptr(GError) local_error = NULL;
-
-    result = fiber_task_invoke (initializer,
-                                initargs, /* NULL means () */
-                                NULL, &local_error);
-    if (result == NULL)
-      error = g_error_new (local_error->domain, local_error->code,
-                           "the pool initializer %s failed: %s",
-                           initializer, local_error->message);
-  }
+  _fiber_pool_run_initializer (initializer, _fiber_pool_get_initargs (pool), &error);
 
   g_mutex_lock (&self->lock);
   g_hash_table_insert (self->initialized, thread, error != NULL ? g_error_copy (error) : NULL);
@@ -183,7 +154,7 @@ run_chunk (FiberThreadPool  *self,
 
       value = fiber_batch_invoke (batch, i, *cancellable, &error);
       if (value == NULL)
-        error = item_error (error, *cancellable);
+        error = _fiber_pool_item_error (error, *cancellable);
       _fiber_batch_complete_item_take (batch, i, value, error);
     }
 }
@@ -499,12 +470,7 @@ fiber_thread_pool_interrupt (FiberPool *pool)
   FiberThreadPool *self = FIBER_THREAD_POOL (pool);
   g_autoptr(GCancellable) old = NULL;
 
-  g_mutex_lock (&self->lock);
-  old = g_steal_pointer (&self->cancellable);
-  self->cancellable = g_cancellable_new ();
-  g_atomic_int_inc (&self->generation);
-  g_mutex_unlock (&self->lock);
-
+  old = _fiber_pool_swap_cancellable (&self->lock, &self->cancellable, &self->generation);
   g_cancellable_cancel (old);
 }
 
