@@ -3,6 +3,9 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include "fiber-error.h"
 #include "fiber-pool-private.h"
 
@@ -84,6 +87,11 @@ typedef struct
   GAsyncReadyCallback  callback;
   gpointer             user_data;
   GMainContext        *context;
+
+  FiberApplyResultPump pump;
+  gpointer             pump_data;
+  GDestroyNotify       pump_destroy;
+  int                  waiter_fd;  /* eventfd of the thread pumping, or -1 */
 } FiberApplyResultPrivate;
 
 static void async_result_iface_init (GAsyncResultIface *iface);
@@ -136,6 +144,8 @@ fiber_apply_result_finalize (GObject *object)
   g_clear_error (&priv->error);
   g_clear_pointer (&priv->context, g_main_context_unref);
   g_clear_pointer (&priv->source, source_ref_unref);
+  if (priv->pump_destroy != NULL)
+    priv->pump_destroy (priv->pump_data);
   g_mutex_clear (&priv->mutex);
   g_cond_clear (&priv->cond);
 
@@ -157,6 +167,7 @@ fiber_apply_result_init (FiberApplyResult *self)
 
   g_mutex_init (&priv->mutex);
   g_cond_init (&priv->cond);
+  priv->waiter_fd = -1;
 }
 
 static void
@@ -223,6 +234,7 @@ _fiber_apply_result_complete (FiberApplyResult *self,
 {
   FiberApplyResultPrivate *priv = fiber_apply_result_get_instance_private (self);
   gboolean wake;
+  int waiter_fd;
 
   g_assert ((value == NULL) != (error == NULL));
 
@@ -241,9 +253,16 @@ _fiber_apply_result_complete (FiberApplyResult *self,
    * Wake after the unlock, so that the waiter does not at once block on
    * the mutex we still hold (our caller holds a reference to @self). */
   wake = priv->n_waiters > 0;
+  waiter_fd = priv->waiter_fd;
   g_mutex_unlock (&priv->mutex);
   if (wake)
     g_cond_broadcast (&priv->cond);
+  if (waiter_fd >= 0)
+    {
+      /* The fd is the waiting thread's own and lives as long as it. */
+      guint64 one = 1;
+      ssize_t r G_GNUC_UNUSED = write (waiter_fd, &one, sizeof one);
+    }
 
   if (priv->callback != NULL)
     {
@@ -272,6 +291,91 @@ _fiber_apply_result_get_cancellable (FiberApplyResult *self)
 {
   FiberApplyResultPrivate *priv = fiber_apply_result_get_instance_private (self);
   return priv->cancellable;
+}
+
+void
+_fiber_apply_result_set_pump (FiberApplyResult     *self,
+                              FiberApplyResultPump  pump,
+                              gpointer              data,
+                              GDestroyNotify        destroy)
+{
+  FiberApplyResultPrivate *priv = fiber_apply_result_get_instance_private (self);
+  gpointer old_data;
+  GDestroyNotify old_destroy;
+
+  g_mutex_lock (&priv->mutex);
+  old_data = priv->pump_data;
+  old_destroy = priv->pump_destroy;
+  priv->pump = pump;
+  priv->pump_data = data;
+  priv->pump_destroy = destroy;
+  g_mutex_unlock (&priv->mutex);
+  if (old_destroy != NULL)
+    old_destroy (old_data);
+}
+
+static void
+close_wake_fd (gpointer data)
+{
+  close (GPOINTER_TO_INT (data) - 1);
+}
+
+/* An eventfd of the calling thread, closed when the thread ends. */
+static int
+thread_wake_fd (void)
+{
+  static GPrivate key = G_PRIVATE_INIT (close_wake_fd);
+  gpointer stored = g_private_get (&key);
+  int fd;
+
+  if (stored != NULL)
+    return GPOINTER_TO_INT (stored) - 1;
+  fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd >= 0)
+    g_private_set (&key, GINT_TO_POINTER (fd + 1));
+  return fd;
+}
+
+/* Lets the pool's pump receive the result in this thread (see
+ * _fiber_apply_result_set_pump()). */
+static void
+try_pump (FiberApplyResult *self,
+          int               timeout_msec)
+{
+  FiberApplyResultPrivate *priv = fiber_apply_result_get_instance_private (self);
+  FiberApplyResultPump pump;
+  gpointer data;
+  GDestroyNotify destroy;
+  guint64 drained;
+  int fd;
+
+  if (timeout_msec >= 0 || g_atomic_pointer_get (&priv->pump) == NULL)
+    return;
+  fd = thread_wake_fd ();
+  if (fd < 0)
+    return;
+
+  g_mutex_lock (&priv->mutex);
+  if (priv->done || priv->pump == NULL || priv->waiter_fd >= 0)
+    {
+      g_mutex_unlock (&priv->mutex);
+      return;
+    }
+  pump = g_steal_pointer (&priv->pump);
+  data = g_steal_pointer (&priv->pump_data);
+  destroy = g_steal_pointer (&priv->pump_destroy);
+  priv->waiter_fd = fd;
+  g_mutex_unlock (&priv->mutex);
+
+  pump (self, fd, data);
+
+  g_mutex_lock (&priv->mutex);
+  priv->waiter_fd = -1;
+  g_mutex_unlock (&priv->mutex);
+  if (destroy != NULL)
+    destroy (data);
+  while (read (fd, &drained, sizeof drained) > 0)
+    ;
 }
 
 /* Waits with priv->mutex held; returns whether the result is done. */
@@ -325,6 +429,7 @@ fiber_apply_result_get (FiberApplyResult  *self,
   g_return_val_if_fail (FIBER_IS_APPLY_RESULT (self), NULL);
   priv = fiber_apply_result_get_instance_private (self);
 
+  try_pump (self, timeout_msec);
   g_mutex_lock (&priv->mutex);
   if (!wait_locked (priv, timeout_msec))
     g_set_error (error, FIBER_ERROR, FIBER_ERROR_TIMEOUT,
@@ -361,6 +466,7 @@ fiber_apply_result_wait (FiberApplyResult *self,
   if (timeout_msec == 0)
     return g_atomic_int_get (&priv->done);
 
+  try_pump (self, timeout_msec);
   g_mutex_lock (&priv->mutex);
   done = wait_locked (priv, timeout_msec);
   g_mutex_unlock (&priv->mutex);

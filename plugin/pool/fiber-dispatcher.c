@@ -2258,6 +2258,99 @@ _fiber_dispatcher_unref (FiberDispatcher *self)
     dispatcher_free (self);
 }
 
+/* A call sent by the calling thread to one worker (submit_directly()). */
+typedef struct
+{
+  FiberDispatcher *self;
+  guint            serial;   /* of the worker holding the item */
+} Pump;
+
+static void
+pump_free (gpointer data)
+{
+  Pump *pump = data;
+
+  _fiber_dispatcher_unref (pump->self);
+  g_free (pump);
+}
+
+static Worker *
+find_worker (FiberDispatcher *self,
+             guint            serial)
+{
+  for (guint i = 0; i < self->workers->len; i++)
+    {
+      Worker *w = g_ptr_array_index (self->workers, i);
+
+      if (w->serial == serial)
+        return w;
+    }
+  return NULL;
+}
+
+static void
+wake_thread (FiberDispatcher *self)
+{
+  guint64 one = 1;
+  ssize_t r;
+
+  do
+    r = write (self->wakefd, &one, sizeof one);
+  while (r < 0 && errno == EINTR);
+}
+
+/* Runs in the thread that waits for @result (see
+ * _fiber_apply_result_set_pump()): it receives from the worker holding the
+ * item itself, so the result reaches the caller without a hand-over from
+ * the dispatcher thread (which may wake for the same bytes and then find
+ * them taken).  Whoever reads the RESULT completes the item; the result
+ * then writes @wake_fd.  Gives up when the worker is gone or no longer
+ * holds work: the dispatcher thread then settles the item as usual. */
+static void
+pump_result (FiberApplyResult *result,
+             int               wake_fd,
+             gpointer          data)
+{
+  Pump *pump = data;
+  FiberDispatcher *self = pump->self;
+
+  while (!fiber_apply_result_ready (result))
+    {
+      struct pollfd pfds[2] = {
+        { .fd = -1, .events = POLLIN },
+        { .fd = wake_fd, .events = POLLIN },
+      };
+      Worker *w;
+      int fd;
+
+      g_mutex_lock (&self->state_lock);
+      w = find_worker (self, pump->serial);
+      if (w == NULL || w->stream == NULL || w->n_inflight == 0 || self->exit_loop)
+        {
+          g_mutex_unlock (&self->state_lock);
+          return;
+        }
+      fd = pfds[0].fd = _fiber_wire_stream_get_fd (w->stream);
+      g_mutex_unlock (&self->state_lock);
+
+      if (poll (pfds, 2, -1) < 0 && errno != EINTR)
+        return;
+      if (pfds[0].revents == 0)
+        continue;
+
+      g_mutex_lock (&self->state_lock);
+      w = find_worker (self, pump->serial);
+      if (w != NULL && w->stream != NULL && _fiber_wire_stream_get_fd (w->stream) == fd)
+        {
+          receive_from_stream (self, w);
+          dispatch (self);
+          if (has_queued_work (self))
+            wake_thread (self);
+        }
+      g_mutex_unlock (&self->state_lock);
+    }
+}
+
 /* The calling thread dispatches @batch itself when the dispatcher thread
  * waits in poll() and no command is queued ahead: the work then reaches a
  * local worker without first waking the dispatcher thread (one thread
@@ -2278,23 +2371,33 @@ submit_directly (FiberDispatcher *self,
     {
       gboolean wake = FALSE;
 
+      Worker *holder = NULL;
+
       accept_batch (self, fiber_batch_ref (batch));
       dispatch (self);
       wake = has_queued_work (self);
-      for (guint i = 0; i < self->workers->len && !wake; i++)
+      for (guint i = 0; i < self->workers->len; i++)
         {
           Worker *w = g_ptr_array_index (self->workers, i);
 
-          wake = w->stream != NULL && _fiber_wire_stream_wants_write (w->stream);
+          if (w->stream != NULL && _fiber_wire_stream_wants_write (w->stream))
+            wake = TRUE;
+          else if (w->stream != NULL && w->n_inflight > 0 &&
+                   ring_nth (w, w->n_inflight - 1)->bs->batch == batch)
+            holder = w;
         }
       if (wake)
+        wake_thread (self);
+      else if (holder != NULL && fiber_batch_get_n_items (batch) == 1)
         {
-          guint64 one = 1;
-          ssize_t r;
+          /* The one item went out whole: whoever waits for it may take
+           * the result from that worker directly. */
+          Pump *pump = g_new0 (Pump, 1);
 
-          do
-            r = write (self->wakefd, &one, sizeof one);
-          while (r < 0 && errno == EINTR);
+          pump->self = _fiber_dispatcher_ref (self);
+          pump->serial = holder->serial;
+          _fiber_apply_result_set_pump (_fiber_batch_get_result (batch), pump_result,
+                                        pump, pump_free);
         }
       done = TRUE;
     }

@@ -33,6 +33,20 @@ gboolean          _fiber_apply_result_complete (FiberApplyResult    *self,
 gboolean          _fiber_apply_result_is_tagged (FiberApplyResult   *self,
                                                  gpointer            source_tag);
 GCancellable     *_fiber_apply_result_get_cancellable (FiberApplyResult *self);
+/* A pool whose result comes in on a file descriptor can let the thread
+ * that waits for it (get() or wait() without a timeout) receive it itself,
+ * sparing the hand-over from the pool's own thread.  @pump runs at most
+ * once, in the waiting thread, outside of any lock of the result; the
+ * result writes @wake_fd (an eventfd) when it completes, so @pump can
+ * poll it beside its own fd.  @pump returns when the result is done or
+ * when it gives up (the normal wait follows). */
+typedef void    (*FiberApplyResultPump)        (FiberApplyResult    *result,
+                                                int                  wake_fd,
+                                                gpointer             data);
+void              _fiber_apply_result_set_pump (FiberApplyResult    *self,
+                                                FiberApplyResultPump pump,
+                                                gpointer             data,
+                                                GDestroyNotify       destroy);
 
 /* ---- FiberMapResult ---- */
 
