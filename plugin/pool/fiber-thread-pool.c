@@ -49,10 +49,16 @@ typedef struct
   GList       link;      /* in FiberThreadPool.pending */
 } Pending;
 
-struct _FiberThreadPool
+/* Everything the pool's threads use.  Each runner pushed to `threads`
+ * holds a reference until it returns: the pool's last reference may be
+ * dropped on a runner (by a task, or by a closure's destroy notify when the
+ * runner releases a batch), and dispose cannot join the thread it runs on,
+ * so the runner goes on with this after the FiberThreadPool is gone. */
+typedef struct
 {
-  FiberPool     parent_instance;
-
+  gatomicrefcount ref_count;
+  char         *initializer;   /* copies of the construct-only properties */
+  GVariant     *initargs;
   GThreadPool  *threads;
 
   GMutex        lock;
@@ -68,6 +74,13 @@ struct _FiberThreadPool
   int           generation;    /* atomic: bumped when `cancellable` is replaced */
   int           terminated;    /* atomic */
   GHashTable   *initialized;   /* GThread* → GError* (NULL when the initializer succeeded) */
+} Core;
+
+struct _FiberThreadPool
+{
+  FiberPool  parent_instance;
+
+  Core      *core;
 };
 
 static void fiber_thread_pool_initable_iface_init (GInitableIface *iface);
@@ -76,7 +89,7 @@ G_DEFINE_FINAL_TYPE_WITH_CODE (FiberThreadPool, fiber_thread_pool, FIBER_TYPE_PO
                                G_IMPLEMENT_INTERFACE (G_TYPE_INITABLE,
                                                       fiber_thread_pool_initable_iface_init))
 
-static GPrivate current_pool;
+static GPrivate current_pool;   /* the Core of the runner on this thread */
 
 static void
 free_error (gpointer data)
@@ -85,12 +98,47 @@ free_error (gpointer data)
     g_error_free (data);
 }
 
+static Core *
+core_new (void)
+{
+  Core *self = g_new0 (Core, 1);
+
+  g_atomic_ref_count_init (&self->ref_count);
+  g_mutex_init (&self->lock);
+  g_cond_init (&self->cond);
+  self->cancellable = g_cancellable_new ();
+  self->initialized = g_hash_table_new_full (NULL, NULL, NULL, free_error);
+  return self;
+}
+
+static Core *
+core_ref (Core *self)
+{
+  g_atomic_ref_count_inc (&self->ref_count);
+  return self;
+}
+
+static void
+core_unref (Core *self)
+{
+  if (!g_atomic_ref_count_dec (&self->ref_count))
+    return;
+  /* the pool's dispose has released the threads */
+  g_assert (self->threads == NULL);
+  g_free (self->initializer);
+  g_clear_pointer (&self->initargs, g_variant_unref);
+  g_clear_object (&self->cancellable);
+  g_clear_pointer (&self->initialized, g_hash_table_unref);
+  g_mutex_clear (&self->lock);
+  g_cond_clear (&self->cond);
+  g_free (self);
+}
+
 /* Runs the initializer on this thread once; returns a copy of its error. */
 static GError *
-ensure_initialized (FiberThreadPool *self)
+ensure_initialized (Core *self)
 {
-  FiberPool *pool = FIBER_POOL (self);
-  const char *initializer = _fiber_pool_get_initializer (pool);
+  const char *initializer = self->initializer;
   GThread *thread = g_thread_self ();
   GError *error = NULL;
   gpointer stored;
@@ -107,7 +155,7 @@ ensure_initialized (FiberThreadPool *self)
     }
   g_mutex_unlock (&self->lock);
 
-  _fiber_pool_run_initializer (initializer, _fiber_pool_get_initargs (pool), &error);
+  _fiber_pool_run_initializer (initializer, self->initargs, &error);
 
   g_mutex_lock (&self->lock);
   g_hash_table_insert (self->initialized, thread, error != NULL ? g_error_copy (error) : NULL);
@@ -118,10 +166,10 @@ ensure_initialized (FiberThreadPool *self)
 /* Runs the items of @chunk on this thread.  @cancellable and @generation
  * cache the pool's current cancellable across the chunks of one runner. */
 static void
-run_chunk (FiberThreadPool  *self,
-           Chunk            *chunk,
-           GCancellable    **cancellable,
-           int              *generation)
+run_chunk (Core          *self,
+           Chunk         *chunk,
+           GCancellable **cancellable,
+           int           *generation)
 {
   FiberBatch *batch = chunk->batch;
   g_autoptr(GError) init_error = NULL;
@@ -164,8 +212,8 @@ run_chunk (FiberThreadPool  *self,
  * when nothing is pending.  Chunks are made here, by the runners, so that
  * submitting a map of N items costs O(1) and not N allocations. */
 static Chunk *
-take_chunk_locked (FiberThreadPool *self,
-                   Chunk           *reuse)
+take_chunk_locked (Core  *self,
+                   Chunk *reuse)
 {
   Pending *pending;
   Chunk *chunk;
@@ -205,7 +253,7 @@ take_chunk_locked (FiberThreadPool *self,
 
 /* Watches n_pending for up to RUNNER_LINGER_USEC. */
 static void
-linger (FiberThreadPool *self)
+linger (Core *self)
 {
   gint64 deadline = g_get_monotonic_time () + RUNNER_LINGER_USEC;
 
@@ -225,12 +273,13 @@ linger (FiberThreadPool *self)
  * runner per thread is busy, submitting only queues work, so a steady
  * stream of small tasks does not cost a thread wake-up (a futex system
  * call and a context switch) per task.  Finishing a chunk and taking the
- * next is one critical section. */
+ * next is one critical section.  @data is the runner's reference to the
+ * Core. */
 static void
 run_queued_chunks (gpointer data,
                    gpointer user_data)
 {
-  FiberThreadPool *self = user_data;
+  Core *self = data;
   g_autoptr(GCancellable) cancellable = NULL;
   int generation = -1;
   gboolean may_linger = TRUE;
@@ -281,14 +330,16 @@ run_queued_chunks (gpointer data,
     }
 
   g_private_set (&current_pool, NULL);
+  core_unref (self);
 }
 
 static gboolean
-ensure_threads (FiberThreadPool  *self,
+ensure_threads (FiberThreadPool  *pool,
                 GError          **error)
 {
+  Core *self = pool->core;
   GThreadPool *threads;
-  guint n = fiber_pool_get_processes (FIBER_POOL (self));
+  guint n = fiber_pool_get_processes (FIBER_POOL (pool));
 
   if (g_atomic_pointer_get (&self->threads) != NULL)
     return TRUE;
@@ -297,7 +348,7 @@ ensure_threads (FiberThreadPool  *self,
   if (self->threads == NULL)
     {
       /* exclusive: the threads are the pool's own and exit on join */
-      threads = g_thread_pool_new (run_queued_chunks, self, (int) MIN (n, G_MAXINT), TRUE, error);
+      threads = g_thread_pool_new (run_queued_chunks, NULL, (int) MIN (n, G_MAXINT), TRUE, error);
       g_atomic_pointer_set (&self->threads, threads);
     }
   g_mutex_unlock (&self->lock);
@@ -323,13 +374,13 @@ fiber_thread_pool_submit (FiberPool   *pool,
                           FiberBatch  *batch,
                           GError     **error)
 {
-  FiberThreadPool *self = FIBER_THREAD_POOL (pool);
+  Core *self = FIBER_THREAD_POOL (pool)->core;
   guint n_items = fiber_batch_get_n_items (batch);
   guint chunksize = MAX (fiber_batch_get_chunksize (batch), 1);
   guint max_runners;
   Pending *pending;
 
-  if (!ensure_threads (self, error))
+  if (!ensure_threads (FIBER_THREAD_POOL (pool), error))
     return FALSE;
 
   /* Under the lock, so that terminate() sees either none or all of the
@@ -366,7 +417,7 @@ fiber_thread_pool_submit (FiberPool   *pool,
         {
           self->n_runners++;
           /* Only fails to start an extra thread; the runner is queued anyway. */
-          g_thread_pool_push (self->threads, GUINT_TO_POINTER (1), NULL);
+          g_thread_pool_push (self->threads, core_ref (self), NULL);
         }
     }
   g_mutex_unlock (&self->lock);
@@ -376,7 +427,7 @@ fiber_thread_pool_submit (FiberPool   *pool,
 static void
 fiber_thread_pool_terminate (FiberPool *pool)
 {
-  FiberThreadPool *self = FIBER_THREAD_POOL (pool);
+  Core *self = FIBER_THREAD_POOL (pool)->core;
   g_autoptr(GPtrArray) batches = g_ptr_array_new_with_free_func ((GDestroyNotify) fiber_batch_unref);
   g_autoptr(GArray) ranges = g_array_new (FALSE, FALSE, sizeof (guint) * 2);
   g_autoptr(GCancellable) cancellable = NULL;
@@ -430,7 +481,7 @@ fiber_thread_pool_join (FiberPool  *pool,
                         int         timeout_msec,
                         GError    **error)
 {
-  FiberThreadPool *self = FIBER_THREAD_POOL (pool);
+  Core *self = FIBER_THREAD_POOL (pool)->core;
   gint64 deadline = timeout_msec < 0 ? -1
                     : g_get_monotonic_time () + (gint64) timeout_msec * 1000;
   GThreadPool *threads;
@@ -467,7 +518,7 @@ fiber_thread_pool_join (FiberPool  *pool,
 static void
 fiber_thread_pool_interrupt (FiberPool *pool)
 {
-  FiberThreadPool *self = FIBER_THREAD_POOL (pool);
+  Core *self = FIBER_THREAD_POOL (pool)->core;
   g_autoptr(GCancellable) old = NULL;
 
   old = _fiber_pool_swap_cancellable (&self->lock, &self->cancellable, &self->generation);
@@ -481,9 +532,35 @@ fiber_thread_pool_supports_func (FiberPool *pool)
 }
 
 static void
+fiber_thread_pool_constructed (GObject *object)
+{
+  FiberThreadPool *self = FIBER_THREAD_POOL (object);
+  GVariant *initargs;
+
+  G_OBJECT_CLASS (fiber_thread_pool_parent_class)->constructed (object);
+
+  self->core->initializer = g_strdup (_fiber_pool_get_initializer (FIBER_POOL (self)));
+  initargs = _fiber_pool_get_initargs (FIBER_POOL (self));
+  self->core->initargs = initargs != NULL ? g_variant_ref (initargs) : NULL;
+}
+
+static void
 fiber_thread_pool_dispose (GObject *object)
 {
+  FiberThreadPool *self = FIBER_THREAD_POOL (object);
+  GThreadPool *threads;
+
   _fiber_pool_shutdown_for_dispose (FIBER_POOL (object));
+
+  /* Still there when the last reference was dropped on one of the pool's
+   * own threads, which join cannot wait for.  The threads are let go
+   * without waiting: they exit when their runners have returned (the last
+   * one frees the GThreadPool), and each runner keeps the Core alive. */
+  g_mutex_lock (&self->core->lock);
+  threads = g_steal_pointer (&self->core->threads);
+  g_mutex_unlock (&self->core->lock);
+  if (threads != NULL)
+    g_thread_pool_free (threads, FALSE, FALSE);
 
   G_OBJECT_CLASS (fiber_thread_pool_parent_class)->dispose (object);
 }
@@ -493,10 +570,7 @@ fiber_thread_pool_finalize (GObject *object)
 {
   FiberThreadPool *self = FIBER_THREAD_POOL (object);
 
-  g_clear_object (&self->cancellable);
-  g_clear_pointer (&self->initialized, g_hash_table_unref);
-  g_mutex_clear (&self->lock);
-  g_cond_clear (&self->cond);
+  g_clear_pointer (&self->core, core_unref);
 
   G_OBJECT_CLASS (fiber_thread_pool_parent_class)->finalize (object);
 }
@@ -507,6 +581,7 @@ fiber_thread_pool_class_init (FiberThreadPoolClass *klass)
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
   FiberPoolClass *pool_class = FIBER_POOL_CLASS (klass);
 
+  object_class->constructed = fiber_thread_pool_constructed;
   object_class->dispose = fiber_thread_pool_dispose;
   object_class->finalize = fiber_thread_pool_finalize;
 
@@ -520,10 +595,7 @@ fiber_thread_pool_class_init (FiberThreadPoolClass *klass)
 static void
 fiber_thread_pool_init (FiberThreadPool *self)
 {
-  g_mutex_init (&self->lock);
-  g_cond_init (&self->cond);
-  self->cancellable = g_cancellable_new ();
-  self->initialized = g_hash_table_new_full (NULL, NULL, NULL, free_error);
+  self->core = core_new ();
 }
 
 /**

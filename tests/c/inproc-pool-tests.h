@@ -580,6 +580,86 @@ test_initializer (void)
   fiber_test_assert_no_leaks (2000);
 }
 
+/* The last reference to a pool dropped on the pool's own thread: by a
+ * closure's destroy notify (how a language binding releases the closure
+ * that captured the pool) or by the task itself.  Dispose then cannot join
+ * that thread; the thread must not touch the freed pool afterwards (this
+ * test is meant to run under AddressSanitizer or valgrind too). */
+typedef struct
+{
+  FiberPool *pool;        /* the closure's reference */
+  int        release;     /* atomic: the test has dropped its own reference */
+  int        finalized;   /* atomic */
+} LastRef;
+
+static GVariant *
+last_ref_func (GVariant *args, GCancellable *cancellable, gpointer user_data, GError **error)
+{
+  LastRef *last = user_data;
+  gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+  gboolean from_task;
+
+  g_variant_get (args, "(b)", &from_task);
+  while (!g_atomic_int_get (&last->release))
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (1000);
+    }
+  if (from_task)
+    g_clear_object (&last->pool);
+  return g_variant_new ("()");
+}
+
+static void
+last_ref_destroy (gpointer data)
+{
+  LastRef *last = data;
+
+  g_clear_object (&last->pool);
+}
+
+static void
+last_ref_finalized (gpointer data)
+{
+  LastRef *last = data;
+
+  g_atomic_int_set (&last->finalized, 1);
+}
+
+static void
+test_last_ref_on_own_thread (void)
+{
+  for (guint from_task = 0; from_task <= 1; from_task++)
+    {
+      LastRef last = { NULL, 0, 0 };
+      g_autoptr(GError) error = NULL;
+      FiberApplyResult *result;
+      FiberPool *pool = make_pool (2);
+      gint64 deadline;
+
+      g_test_message ("last reference dropped by the %s", from_task ? "task" : "destroy notify");
+      last.pool = g_object_ref (pool);
+      /* qdata is released at the very end of finalize */
+      g_object_set_data_full (G_OBJECT (pool), "test-last-ref", &last, last_ref_finalized);
+      result = fiber_pool_apply_func (pool, g_variant_new ("(b)", from_task), last_ref_func,
+                                      &last, last_ref_destroy, &error);
+      g_assert_no_error (error);
+      g_clear_object (&result);
+      g_object_unref (pool);
+      g_atomic_int_set (&last.release, 1);
+
+      deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+      while (!g_atomic_int_get (&last.finalized))
+        {
+          if (g_get_monotonic_time () > deadline)
+            g_error ("the pool was not finalized 20 s after its last reference was dropped");
+          g_usleep (1000);
+        }
+      g_assert_null (last.pool);
+    }
+  fiber_test_assert_no_leaks (2000);
+}
+
 static void
 add_inproc_pool_tests (const char *prefix)
 {
@@ -596,6 +676,7 @@ add_inproc_pool_tests (const char *prefix)
     { "apply-func", test_apply_func },
     { "terminate", test_terminate },
     { "initializer", test_initializer },
+    { "last-ref-on-own-thread", test_last_ref_on_own_thread },
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
