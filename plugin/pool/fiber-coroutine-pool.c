@@ -63,21 +63,30 @@ typedef struct
   GList       link;
 } Chunk;
 
+typedef struct _Core Core;
+
 /* A coroutine running items one after the other, or the scheduler stack
  * running caller-supplied functions. */
 typedef struct
 {
-  FiberCoroutinePool *pool;
-  FiberBatch         *batch;       /* current item, under the pool lock */
-  guint               index;
-  GCancellable       *cancellable;
-  GList               link;        /* in FiberCoroutinePool.workers */
+  Core         *pool;
+  FiberBatch   *batch;       /* current item, under the pool lock */
+  guint         index;
+  GCancellable *cancellable;
+  GList         link;        /* in Core.workers */
 } Worker;
 
-struct _FiberCoroutinePool
+/* Everything the scheduler thread uses.  The thread holds a reference
+ * until it returns: the pool's last reference may be dropped on it (by a
+ * task, or by a closure's destroy notify when an item is released), and
+ * dispose cannot join the thread it runs on, so the scheduler goes on with
+ * this after the FiberCoroutinePool is gone. */
+struct _Core
 {
-  FiberPool        parent_instance;
-
+  gatomicrefcount  ref_count;
+  guint            max_workers;    /* copies of the base properties */
+  char            *initializer;
+  GVariant        *initargs;
   guint            stack_size;
   GMainContext    *context;
   GSource         *feeder;
@@ -99,6 +108,13 @@ struct _FiberCoroutinePool
   GError          *start_error;
 };
 
+struct _FiberCoroutinePool
+{
+  FiberPool  parent_instance;
+
+  Core      *core;
+};
+
 static void fiber_coroutine_pool_initable_iface_init (GInitableIface *iface);
 
 G_DEFINE_FINAL_TYPE_WITH_CODE (FiberCoroutinePool, fiber_coroutine_pool, FIBER_TYPE_POOL,
@@ -113,13 +129,57 @@ enum {
 
 static GParamSpec *properties[N_PROPS];
 
+static Core *
+core_new (void)
+{
+  Core *self = g_new0 (Core, 1);
+
+  g_atomic_ref_count_init (&self->ref_count);
+  g_mutex_init (&self->lock);
+  g_cond_init (&self->cond);
+  self->stack_size = FIBER_STACK_DEFAULT_SIZE;
+  self->cancellable = g_cancellable_new ();
+  self->main_worker.pool = self;
+  return self;
+}
+
+static Core *
+core_ref (Core *self)
+{
+  g_atomic_ref_count_inc (&self->ref_count);
+  return self;
+}
+
+static void
+core_unref (Core *self)
+{
+  if (!g_atomic_ref_count_dec (&self->ref_count))
+    return;
+  /* the scheduler thread has returned, or never started */
+  g_assert (self->thread == NULL);
+  if (self->feeder != NULL)
+    {
+      g_source_destroy (self->feeder);
+      g_source_unref (self->feeder);
+    }
+  g_clear_pointer (&self->context, g_main_context_unref);
+  g_free (self->initializer);
+  g_clear_pointer (&self->initargs, g_variant_unref);
+  g_clear_object (&self->cancellable);
+  g_clear_error (&self->start_error);
+  g_clear_error (&self->init_error);
+  g_mutex_clear (&self->lock);
+  g_cond_clear (&self->cond);
+  g_free (self);
+}
+
 /* ---- items ----------------------------------------------------------------- */
 
 static void
-run_item (FiberCoroutinePool *self,
-          FiberBatch         *batch,
-          guint               index,
-          GCancellable       *cancellable)
+run_item (Core         *self,
+          FiberBatch   *batch,
+          guint         index,
+          GCancellable *cancellable)
 {
   GError *error = NULL;
   GVariant *value;
@@ -160,9 +220,9 @@ chunk_free (Chunk *chunk)
 
 /* Under the lock: takes the next item of @queue into @worker. */
 static gboolean
-take_item_locked (FiberCoroutinePool *self,
-                  GQueue             *queue,
-                  Worker             *worker)
+take_item_locked (Core   *self,
+                  GQueue *queue,
+                  Worker *worker)
 {
   Chunk *chunk;
 
@@ -182,8 +242,8 @@ take_item_locked (FiberCoroutinePool *self,
 }
 
 static void
-worker_finish_item (FiberCoroutinePool *self,
-                    Worker             *worker)
+worker_finish_item (Core   *self,
+                    Worker *worker)
 {
   FiberBatch *batch;
 
@@ -199,7 +259,7 @@ static void
 worker_main (gpointer data)
 {
   Worker *worker = data;
-  FiberCoroutinePool *self = worker->pool;
+  Core *self = worker->pool;
 
   for (;;)
     {
@@ -222,10 +282,10 @@ worker_main (gpointer data)
 }
 
 static void
-feed (FiberCoroutinePool *self,
-      FiberScheduler     *sched)
+feed (Core           *self,
+      FiberScheduler *sched)
 {
-  guint max_workers = MAX (fiber_pool_get_processes (FIBER_POOL (self)), 1);
+  guint max_workers = MAX (self->max_workers, 1);
 
   /* Caller-supplied functions run here, on the scheduler's own stack. */
   for (;;)
@@ -295,8 +355,8 @@ static GSourceFuncs feeder_funcs = {
 
 typedef struct
 {
-  FiberCoroutinePool *pool;
-  FiberScheduler     *sched;
+  Core           *pool;
+  FiberScheduler *sched;
 } FeederData;
 
 static gboolean
@@ -309,7 +369,7 @@ feeder_callback (gpointer data)
 }
 
 static gboolean
-is_finished_locked (FiberCoroutinePool *self)
+is_finished_locked (Core *self)
 {
   return (self->closing || self->terminated) &&
          self->tasks.length == 0 &&
@@ -320,7 +380,7 @@ is_finished_locked (FiberCoroutinePool *self)
 static gpointer
 scheduler_thread_main (gpointer data)
 {
-  FiberCoroutinePool *self = data;
+  Core *self = data;   /* the thread's reference */
   FiberScheduler *sched;
   GError *error = NULL;
   FeederData feeder = { self, NULL };
@@ -340,12 +400,11 @@ scheduler_thread_main (gpointer data)
     {
       _fiber_coroutine_disable_overflow_report ();
       g_main_context_pop_thread_default (self->context);
+      core_unref (self);
       return NULL;
     }
 
-  _fiber_pool_run_initializer (_fiber_pool_get_initializer (FIBER_POOL (self)),
-                               _fiber_pool_get_initargs (FIBER_POOL (self)),
-                               &self->init_error);
+  _fiber_pool_run_initializer (self->initializer, self->initargs, &self->init_error);
 
   feeder.sched = sched;
   g_source_set_callback (self->feeder, feeder_callback, &feeder, NULL);
@@ -375,13 +434,15 @@ scheduler_thread_main (gpointer data)
   self->exited = TRUE;
   g_cond_broadcast (&self->cond);
   g_mutex_unlock (&self->lock);
+  core_unref (self);
   return NULL;
 }
 
 static gboolean
-ensure_started (FiberCoroutinePool  *self,
+ensure_started (FiberCoroutinePool  *pool,
                 GError             **error)
 {
+  Core *self = pool->core;
   gboolean ok;
 
   g_mutex_lock (&self->lock);
@@ -398,7 +459,9 @@ ensure_started (FiberCoroutinePool  *self,
           g_source_set_static_name (self->feeder, "FiberCoroutinePool feeder");
           g_source_attach (self->feeder, self->context);
           self->thread = g_thread_try_new (SCHEDULER_THREAD_NAME, scheduler_thread_main,
-                                           self, &local_error);
+                                           core_ref (self), &local_error);
+          if (self->thread == NULL)
+            core_unref (self);
         }
       if (self->thread != NULL)
         {
@@ -416,7 +479,7 @@ ensure_started (FiberCoroutinePool  *self,
 }
 
 static void
-wake_scheduler (FiberCoroutinePool *self)
+wake_scheduler (Core *self)
 {
   if (self->feeder != NULL)
     g_source_set_ready_time (self->feeder, 0);
@@ -429,11 +492,11 @@ fiber_coroutine_pool_submit (FiberPool   *pool,
                              FiberBatch  *batch,
                              GError     **error)
 {
-  FiberCoroutinePool *self = FIBER_COROUTINE_POOL (pool);
+  Core *self = FIBER_COROUTINE_POOL (pool)->core;
   guint n_items = fiber_batch_get_n_items (batch);
   GQueue *queue;
 
-  if (!ensure_started (self, error))
+  if (!ensure_started (FIBER_COROUTINE_POOL (pool), error))
     return FALSE;
 
   queue = fiber_batch_has_func (batch) ? &self->funcs : &self->tasks;
@@ -456,7 +519,7 @@ fiber_coroutine_pool_submit (FiberPool   *pool,
 static void
 fiber_coroutine_pool_close (FiberPool *pool)
 {
-  FiberCoroutinePool *self = FIBER_COROUTINE_POOL (pool);
+  Core *self = FIBER_COROUTINE_POOL (pool)->core;
 
   g_mutex_lock (&self->lock);
   self->closing = TRUE;
@@ -501,7 +564,7 @@ collect_worker_locked (Worker *worker,
 static void
 fiber_coroutine_pool_terminate (FiberPool *pool)
 {
-  FiberCoroutinePool *self = FIBER_COROUTINE_POOL (pool);
+  Core *self = FIBER_COROUTINE_POOL (pool)->core;
   g_autoptr(GArray) ranges = g_array_new (FALSE, FALSE, sizeof (Range));
   g_autoptr(GCancellable) cancellable = NULL;
 
@@ -536,7 +599,7 @@ fiber_coroutine_pool_join (FiberPool  *pool,
                            int         timeout_msec,
                            GError    **error)
 {
-  FiberCoroutinePool *self = FIBER_COROUTINE_POOL (pool);
+  Core *self = FIBER_COROUTINE_POOL (pool)->core;
   gint64 deadline = timeout_msec < 0 ? -1
                     : g_get_monotonic_time () + (gint64) timeout_msec * 1000;
   GThread *thread;
@@ -574,7 +637,7 @@ fiber_coroutine_pool_join (FiberPool  *pool,
 static void
 fiber_coroutine_pool_interrupt (FiberPool *pool)
 {
-  FiberCoroutinePool *self = FIBER_COROUTINE_POOL (pool);
+  Core *self = FIBER_COROUTINE_POOL (pool)->core;
   g_autoptr(GCancellable) old = NULL;
 
   old = _fiber_pool_swap_cancellable (&self->lock, &self->cancellable, NULL);
@@ -604,9 +667,34 @@ fiber_coroutine_pool_initable_iface_init (GInitableIface *iface)
 }
 
 static void
+fiber_coroutine_pool_constructed (GObject *object)
+{
+  FiberCoroutinePool *self = FIBER_COROUTINE_POOL (object);
+  GVariant *initargs;
+
+  G_OBJECT_CLASS (fiber_coroutine_pool_parent_class)->constructed (object);
+
+  self->core->max_workers = fiber_pool_get_processes (FIBER_POOL (self));
+  self->core->initializer = g_strdup (_fiber_pool_get_initializer (FIBER_POOL (self)));
+  initargs = _fiber_pool_get_initargs (FIBER_POOL (self));
+  self->core->initargs = initargs != NULL ? g_variant_ref (initargs) : NULL;
+}
+
+static void
 fiber_coroutine_pool_dispose (GObject *object)
 {
+  FiberCoroutinePool *self = FIBER_COROUTINE_POOL (object);
+  GThread *thread;
+
   _fiber_pool_shutdown_for_dispose (FIBER_POOL (object));
+
+  /* Still there when the last reference was dropped on the scheduler
+   * thread, which join cannot wait for: terminated, it exits by itself once
+   * its coroutines have returned, keeping the Core alive until then. */
+  g_mutex_lock (&self->core->lock);
+  thread = g_steal_pointer (&self->core->thread);
+  g_mutex_unlock (&self->core->lock);
+  g_clear_pointer (&thread, g_thread_unref);
 
   G_OBJECT_CLASS (fiber_coroutine_pool_parent_class)->dispose (object);
 }
@@ -616,17 +704,7 @@ fiber_coroutine_pool_finalize (GObject *object)
 {
   FiberCoroutinePool *self = FIBER_COROUTINE_POOL (object);
 
-  if (self->feeder != NULL)
-    {
-      g_source_destroy (self->feeder);
-      g_source_unref (self->feeder);
-    }
-  g_clear_pointer (&self->context, g_main_context_unref);
-  g_clear_object (&self->cancellable);
-  g_clear_error (&self->start_error);
-  g_clear_error (&self->init_error);
-  g_mutex_clear (&self->lock);
-  g_cond_clear (&self->cond);
+  g_clear_pointer (&self->core, core_unref);
 
   G_OBJECT_CLASS (fiber_coroutine_pool_parent_class)->finalize (object);
 }
@@ -642,7 +720,7 @@ fiber_coroutine_pool_get_property (GObject    *object,
   switch (prop_id)
     {
     case PROP_STACK_SIZE:
-      g_value_set_uint (value, self->stack_size);
+      g_value_set_uint (value, self->core->stack_size);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -660,9 +738,9 @@ fiber_coroutine_pool_set_property (GObject      *object,
   switch (prop_id)
     {
     case PROP_STACK_SIZE:
-      self->stack_size = g_value_get_uint (value);
-      if (self->stack_size == 0)
-        self->stack_size = FIBER_STACK_DEFAULT_SIZE;
+      self->core->stack_size = g_value_get_uint (value);
+      if (self->core->stack_size == 0)
+        self->core->stack_size = FIBER_STACK_DEFAULT_SIZE;
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -675,6 +753,7 @@ fiber_coroutine_pool_class_init (FiberCoroutinePoolClass *klass)
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
   FiberPoolClass *pool_class = FIBER_POOL_CLASS (klass);
 
+  object_class->constructed = fiber_coroutine_pool_constructed;
   object_class->dispose = fiber_coroutine_pool_dispose;
   object_class->finalize = fiber_coroutine_pool_finalize;
   object_class->get_property = fiber_coroutine_pool_get_property;
@@ -706,11 +785,7 @@ fiber_coroutine_pool_class_init (FiberCoroutinePoolClass *klass)
 static void
 fiber_coroutine_pool_init (FiberCoroutinePool *self)
 {
-  g_mutex_init (&self->lock);
-  g_cond_init (&self->cond);
-  self->stack_size = FIBER_STACK_DEFAULT_SIZE;
-  self->cancellable = g_cancellable_new ();
-  self->main_worker.pool = self;
+  self->core = core_new ();
 }
 
 /**
@@ -748,5 +823,5 @@ guint
 fiber_coroutine_pool_get_stack_size (FiberCoroutinePool *self)
 {
   g_return_val_if_fail (FIBER_IS_COROUTINE_POOL (self), 0);
-  return self->stack_size;
+  return self->core->stack_size;
 }
