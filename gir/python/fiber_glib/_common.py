@@ -51,10 +51,16 @@ def pack(obj):
     return bytes_to_variant(pickle.dumps(obj, PICKLE_PROTOCOL))
 
 
+# Bound once: GLib.Bytes goes through the overrides proxy module's
+# __getattr__ on every lookup, which costs as much as the call.
+_bytes_new = GLib.Bytes.new
+_variant_new_from_bytes = GLib.Variant.new_from_bytes
+
+
 def bytes_to_variant(data):
     # The serialised form of "(ay)" is the byte array itself (the last
     # member of a tuple has no framing offset, alignment is 1).
-    return GLib.Variant.new_from_bytes(_AY_TUPLE, GLib.Bytes.new(data), False)
+    return _variant_new_from_bytes(_AY_TUPLE, _bytes_new(data), False)
 
 
 def variant_to_bytes(variant):
@@ -78,7 +84,7 @@ def bytes_list_to_array_variant(items):
     because building it through GLib.Variant costs microseconds per item.
     """
     if not items:
-        return GLib.Variant.new_from_bytes(_A_AY_TUPLE, GLib.Bytes.new(b""), False)
+        return _variant_new_from_bytes(_A_AY_TUPLE, _bytes_new(b""), False)
     ends = []
     total = 0
     for item in items:
@@ -87,7 +93,48 @@ def bytes_list_to_array_variant(items):
     size = _offset_size(total, len(items))
     fmt = {1: "B", 2: "H", 4: "I", 8: "Q"}[size]
     data = b"".join(items) + struct.pack("<%d%s" % (len(ends), fmt), *ends)
-    return GLib.Variant.new_from_bytes(_A_AY_TUPLE, GLib.Bytes.new(data), False)
+    return _variant_new_from_bytes(_A_AY_TUPLE, _bytes_new(data), False)
+
+
+def result_bytes(variant):
+    """The bytes of the ``(ay)`` result of a python.* task (the type is
+    the task's own: no check, one copy)."""
+    return variant.get_data_as_bytes().get_data()
+
+
+_OFFSET_FORMATS = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
+_V_AY_SUFFIX = b"\0(ay)"
+
+
+def _split_av_of_ay(data, n):
+    """Splits the serialised form of an ``av`` whose @n children are all
+    ``(ay)`` into their byte strings; None when @data is not in that shape
+    (the caller then goes through GLib).
+
+    Layout (GVariant specification): the children, each starting at an
+    8-aligned offset ("v" has alignment 8), each being its value's bytes, a
+    zero byte and the type string; then the end offset of every child, in
+    the smallest size that can address the whole container.
+    """
+    size = len(data)
+    if n == 0:
+        return [] if size == 0 else None
+    osize = 1 if size <= 0xFF else 2 if size <= 0xFFFF else 4 if size <= 0xFFFFFFFF else 8
+    fmt = _OFFSET_FORMATS[osize]
+    table = size - n * osize
+    if table < 0:
+        return None
+    ends = struct.unpack_from("<%d%s" % (n, fmt[1]), data, table)
+    if ends[-1] != table:
+        return None
+    out = []
+    start = 0
+    for end in ends:
+        if end - start < 5 or data[end - 5:end] != _V_AY_SUFFIX:
+            return None
+        out.append(data[start:end - 5])
+        start = (end + 7) & ~7
+    return out
 
 
 def av_to_bytes_list(variant):
@@ -95,6 +142,9 @@ def av_to_bytes_list(variant):
     if variant.get_type_string() != "av":
         raise TypeError("expected an av variant, got %s" % variant.get_type_string())
     n = variant.n_children()
+    out = _split_av_of_ay(variant.get_data_as_bytes().get_data(), n)
+    if out is not None:
+        return out
     out = []
     for i in range(n):
         out.append(variant_to_bytes(variant.get_child_value(i).get_variant()))

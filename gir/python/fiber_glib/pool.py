@@ -107,8 +107,11 @@ class AsyncResult:
         self._error_callback = error_callback
         self._decode = decode
         self._lock = threading.Lock()
-        self._event = threading.Event()
-        self._done = False
+        # Only waiters on a callback-driven result need an Event: created
+        # on demand (most results are waited for in C).
+        self._event = None
+        self._done = False       # the outcome is decided (under _lock)
+        self._finished = False   # ... and its callback has run (as multiprocessing's ready())
         self._ok = None
         self._value = None
         self.fiber_result = None
@@ -130,14 +133,19 @@ class AsyncResult:
         except BaseException:
             sys.excepthook(*sys.exc_info())
         finally:
-            self._event.set()
+            with self._lock:
+                self._finished = True
+                event = self._event
+            if event is not None:
+                event.set()
             self._pool = None
         return True
 
-    def _fetch(self):
-        """Completes from the finished C result."""
+    def _fetch(self, timeout_msec=0):
+        """Completes from the C result, waiting up to @timeout_msec for it
+        (in C, with the GIL released); False when it is not ready."""
         try:
-            value = self.fiber_result.get(0)
+            value = self.fiber_result.get(timeout_msec)
         except GLib.Error as e:
             exc = translate_error(e)
             if isinstance(exc, TimeoutError):
@@ -154,12 +162,12 @@ class AsyncResult:
     # -- multiprocessing API --
 
     def ready(self):
-        if self._done:
+        if self._finished:
             return True
         if self.fiber_result is not None and self._callback is None and \
            self._error_callback is None and self.fiber_result.ready():
             self._fetch()
-        return self._done
+        return self._finished
 
     def successful(self):
         if not self.ready():
@@ -167,16 +175,22 @@ class AsyncResult:
         return self._ok
 
     def wait(self, timeout=None):
-        if self._done:
+        if self._finished:
             return True
         if self.fiber_result is not None and self._callback is None and \
            self._error_callback is None:
-            # No callback to wait for: block in C (the GIL is released).
-            if self.fiber_result.wait(_timeout_msec(timeout)):
-                self._fetch()
+            # No callback to wait for: block in C (the GIL is released);
+            # one call waits and fetches.
+            self._fetch(_timeout_msec(timeout))
             return self._done
-        self._event.wait(timeout)
-        return self._done
+        with self._lock:
+            if self._finished:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        event.wait(timeout)
+        return self._finished
 
     def get(self, timeout=None):
         if not self.wait(timeout):
@@ -196,7 +210,7 @@ class MapResult(AsyncResult):
 
 
 def _decode_call(variant):
-    return _common.decode_result(_common.variant_to_bytes(variant))
+    return _common.decode_result(_common.result_bytes(variant))
 
 
 def _decode_chunks(variant):
@@ -740,7 +754,7 @@ def _c_imap_source(c_result, decode):
                 raise StopIteration
             if decode is None:
                 return True, value
-            ok, chunk = decode(_common.variant_to_bytes(value))
+            ok, chunk = decode(_common.result_bytes(value))
             if not ok:
                 return False, chunk
             pending.extend(chunk)

@@ -34,34 +34,57 @@ _lock = threading.Lock()
 
 
 class _TaskSignals:
-    """While a task runs on the main thread SIGINT raises KeyboardInterrupt
-    (once); between tasks it is ignored, as in multiprocessing workers."""
+    """In a worker process, while a task runs on the main thread, SIGINT
+    raises KeyboardInterrupt (once); between tasks it is ignored, as in
+    multiprocessing workers.
+
+    Both hooks are installed once per worker, not per task (installing a
+    Python signal handler and connecting to the task's GCancellable cost
+    more than the rest of a small task's wrapper): the SIGINT handler at the
+    first task, and a "cancelled" handler for each GCancellable the worker
+    runtime hands out (it reuses one until a task is interrupted).
+    """
 
     def __init__(self):
+        self.worker = False        # set by fiber_glib.worker
         self.active = False
         self.raised = False
-        self.previous = None
+        self.installed = False
+        self.cancellable = None
+        self.main_ident = threading.main_thread().ident
 
     def _handler(self, signum, frame):
         if self.active and not self.raised:
             self.raised = True
             raise KeyboardInterrupt("task interrupted by signal %d" % signum)
 
-    def __enter__(self):
-        self.raised = False
-        self.active = threading.current_thread() is threading.main_thread()
-        if self.active:
-            self.previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        if self.active:
-            self.active = False
+    def _on_cancelled(self, *unused):
+        """On the worker's watchdog thread when the task's GCancellable is
+        cancelled (an INTERRUPT from the pool).  A real signal, unlike
+        _thread.interrupt_main(), also cuts a blocking call such as
+        time.sleep() short."""
+        if self.active and not self.raised:
             try:
-                signal.signal(signal.SIGINT, self.previous or signal.SIG_IGN)
-            except (ValueError, OSError):
-                pass
-        return False
+                signal.pthread_kill(self.main_ident, signal.SIGINT)
+            except (OSError, ValueError):
+                _thread.interrupt_main()
+
+    def begin(self, cancellable):
+        self.raised = False
+        if not self.worker or threading.get_ident() != self.main_ident:
+            return
+        if not self.installed:
+            # Replaces the worker runtime's own SIGINT handler: this one
+            # interrupts Python code, which the runtime's cannot.
+            signal.signal(signal.SIGINT, self._handler)
+            self.installed = True
+        self.active = True
+        if cancellable is not None and cancellable is not self.cancellable:
+            self.cancellable = cancellable
+            cancellable.connect(self._on_cancelled)
+
+    def end(self):
+        self.active = False
 
     def interrupted_exception(self, exc):
         """What the caller sees for @exc: a KeyboardInterrupt caused by an
@@ -72,17 +95,6 @@ class _TaskSignals:
             new.__traceback__ = exc.__traceback__
             return new
         return exc
-
-    def interrupt(self):
-        """Called (on the worker's watchdog thread) when the task's
-        GCancellable is cancelled: an INTERRUPT from the pool.  A real
-        signal, unlike _thread.interrupt_main(), also cuts a blocking call
-        such as time.sleep() short."""
-        if self.active and not self.raised:
-            try:
-                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-            except (OSError, ValueError):
-                _thread.interrupt_main()
 
 
 _signals = _TaskSignals()
@@ -97,18 +109,18 @@ def _flush():
 
 
 def _run(handler, args, cancellable):
-    data = _common.variant_to_bytes(args)
-    handler_id = 0
-    with _signals:
-        if cancellable is not None and _signals.active:
-            handler_id = cancellable.connect(lambda *unused: _signals.interrupt())
-        try:
-            out = handler(data, _signals.interrupted_exception)
-        except BaseException as e:  # a late KeyboardInterrupt
-            out = _common.encode_failure(_signals.interrupted_exception(e))
-        finally:
-            if handler_id:
-                cancellable.disconnect(handler_id)
+    # python.* tasks take "(ay)": its serialised form is the bytes
+    # themselves.  A caller that sent anything else gets the unpickling
+    # error back as the task's failure.
+    data = args.get_data_as_bytes().get_data()
+    signals = _signals
+    signals.begin(cancellable)
+    try:
+        out = handler(data, signals.interrupted_exception)
+    except BaseException as e:  # a late KeyboardInterrupt
+        out = _common.encode_failure(signals.interrupted_exception(e))
+    finally:
+        signals.end()
     _flush()
     return _common.bytes_to_variant(out)
 

@@ -42,6 +42,7 @@ def main(argv=None):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     tasks.register_worker_tasks()
+    tasks._signals.worker = True
     if prep:
         _common.prepare(_common.decode_preparation(prep))
 
