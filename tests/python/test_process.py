@@ -79,7 +79,9 @@ def test_join_timeout():
 
 
 def test_is_alive():
-    p = Fiber.Process(target=func_add, args=(42, 89), name="test_is_alive")
+    # A target that lasts: children start from a pre-forked spare, so a
+    # trivial target may be over before start() returns.
+    p = Fiber.Process(target=time.sleep, args=(0.5,), name="test_is_alive")
     assert p.is_alive() is False
     p.start()
     assert p.is_alive() is True
