@@ -817,6 +817,10 @@ fiber_coroutine_pool_new (guint    processes,
  * fiber_coroutine_pool_get_stack_size:
  * @self: a #FiberCoroutinePool
  *
+ * Gets the stack size of the pool's coroutines,
+ * [property@Fiber.CoroutinePool:stack-size] (the default when it was
+ * set to 0).
+ *
  * Returns: the stack size of the pool's coroutines in bytes
  */
 guint
