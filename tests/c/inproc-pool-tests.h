@@ -17,6 +17,7 @@
 static FiberPool *(*make_pool) (guint processes);
 
 static int n_blocking;      /* atomic: test.block tasks running now */
+static int max_blocking;    /* atomic: the most test.block tasks seen running at once */
 static int n_initialized;   /* atomic: test.init calls */
 
 /* ---- tasks ------------------------------------------------------------------- */
@@ -48,8 +49,12 @@ static GVariant *
 task_block (GVariant *args, GCancellable *cancellable, gpointer user_data, GError **error)
 {
   gboolean ok;
+  int now = g_atomic_int_add (&n_blocking, 1) + 1;
+  int max;
 
-  g_atomic_int_inc (&n_blocking);
+  while ((max = g_atomic_int_get (&max_blocking)) < now &&
+         !g_atomic_int_compare_and_exchange (&max_blocking, max, now))
+    ;
   ok = fiber_sleep (60.0, cancellable, error);
   g_atomic_int_add (&n_blocking, -1);
   return ok ? g_variant_new ("()") : NULL;
