@@ -84,10 +84,11 @@ task_overlap (GVariant *args, GCancellable *cancellable, gpointer user_data, GEr
 {
   g_autoptr(GVariant) out = NULL;
   const char *argv[] = { "sleep", "0.2", NULL };
+  /* fiber_task_invoke() takes its arguments transfer none */
+  g_autoptr(GVariant) sub_args = g_variant_ref_sink (g_variant_new ("(^as)", argv));
 
   g_atomic_int_inc (&n_started);
-  out = fiber_task_invoke ("fiber.subprocess", g_variant_new ("(^as)", argv),
-                           cancellable, error);
+  out = fiber_task_invoke ("fiber.subprocess", sub_args, cancellable, error);
   if (out == NULL)
     return NULL;
   return g_variant_new_int32 (g_atomic_int_get (&n_started));
