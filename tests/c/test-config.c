@@ -12,6 +12,7 @@
 #include "fiber-config.h"
 
 #include "fiber-test-util.h"
+#include "pool-test-util.h"
 
 /* ---- an in-test backend: "test" (FiberTestBackend by the naming rule) ---- */
 
@@ -146,44 +147,6 @@ fiber_test_backend_init (FiberTestBackend *self)
 /* ---- in-test pool types: inline execution, with and without the extra
  * properties of the config (stack-size, backend) ---- */
 
-static gboolean
-inline_submit (FiberPool   *pool,
-               FiberBatch  *batch,
-               GError     **error)
-{
-  for (guint i = 0; i < fiber_batch_get_n_items (batch); i++)
-    {
-      g_autoptr(GError) item_error = NULL;
-      g_autoptr(GVariant) value = fiber_batch_invoke (batch, i, NULL, &item_error);
-
-      fiber_batch_complete_item (batch, i, value, item_error);
-    }
-  return TRUE;
-}
-
-static void
-inline_nothing (FiberPool *pool)
-{
-}
-
-static gboolean
-inline_join (FiberPool  *pool,
-             int         timeout_msec,
-             GError    **error)
-{
-  return TRUE;
-}
-
-static void
-inline_class_setup (FiberPoolClass *pool_class)
-{
-  pool_class->submit = inline_submit;
-  pool_class->close = inline_nothing;
-  pool_class->terminate = inline_nothing;
-  pool_class->join = inline_join;
-  pool_class->interrupt = inline_nothing;
-}
-
 #define TEST_TYPE_PLAIN_POOL (test_plain_pool_get_type ())
 G_DECLARE_FINAL_TYPE (TestPlainPool, test_plain_pool, TEST, PLAIN_POOL, FiberPool)
 
@@ -197,7 +160,7 @@ G_DEFINE_FINAL_TYPE (TestPlainPool, test_plain_pool, FIBER_TYPE_POOL)
 static void
 test_plain_pool_class_init (TestPlainPoolClass *klass)
 {
-  inline_class_setup (FIBER_POOL_CLASS (klass));
+  pool_test_inline_class_setup (FIBER_POOL_CLASS (klass));
 }
 
 static void
@@ -277,7 +240,7 @@ test_full_pool_class_init (TestFullPoolClass *klass)
   object_class->get_property = test_full_pool_get_property;
   object_class->set_property = test_full_pool_set_property;
   object_class->dispose = test_full_pool_dispose;
-  inline_class_setup (FIBER_POOL_CLASS (klass));
+  pool_test_inline_class_setup (FIBER_POOL_CLASS (klass));
 
   g_object_class_install_property (object_class, POOL_PROP_STACK_SIZE,
     g_param_spec_uint ("stack-size", NULL, NULL, 16384, G_MAXUINT, 65536, flags));
@@ -291,42 +254,6 @@ test_full_pool_init (TestFullPool *self)
 }
 
 /* ---- helpers ---- */
-
-static void
-assert_echo_map (FiberPool *pool,
-                 guint      n)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) results = NULL;
-  GVariantBuilder builder;
-
-  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(i)"));
-  for (guint i = 0; i < n; i++)
-    g_variant_builder_add (&builder, "(i)", (gint32) i);
-
-  results = fiber_pool_map (pool, "fiber.echo", g_variant_builder_end (&builder), 1, &error);
-  g_assert_no_error (error);
-  g_assert_cmpuint (g_variant_n_children (results), ==, n);
-  for (guint i = 0; i < n; i++)
-    {
-      g_autoptr(GVariant) boxed = g_variant_get_child_value (results, i);
-      g_autoptr(GVariant) item = g_variant_get_variant (boxed);
-      gint32 v = -1;
-
-      g_variant_get (item, "(i)", &v);
-      g_assert_cmpint (v, ==, (gint32) i);
-    }
-}
-
-static void
-close_and_join (FiberPool *pool)
-{
-  g_autoptr(GError) error = NULL;
-
-  fiber_pool_close (pool);
-  g_assert_true (fiber_pool_join (pool, 60000, &error));
-  g_assert_no_error (error);
-}
 
 static gboolean
 has_pool_type (const char *name)
@@ -407,8 +334,8 @@ test_valid_full (void)
   g_assert_cmpstr (backend->worker_command[1], ==, "--verbose");
   g_assert_null (backend->worker_command[2]);
 
-  assert_echo_map (pool, 20);
-  close_and_join (pool);
+  pool_test_assert_echo_map (pool, 20);
+  pool_test_close_and_join (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -434,7 +361,7 @@ test_valid_defaults (void)
   g_assert_true (resilient);
   g_assert_cmpuint (stack_size, ==, 65536);
   g_assert_cmpuint (fiber_pool_get_processes (pool), >=, 1);
-  close_and_join (pool);
+  pool_test_close_and_join (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -451,8 +378,8 @@ test_valid_file (void)
   g_assert_no_error (error);
   g_assert_true (TEST_IS_PLAIN_POOL (pool));
   g_assert_cmpuint (fiber_pool_get_processes (pool), ==, 2);
-  assert_echo_map (pool, 5);
-  close_and_join (pool);
+  pool_test_assert_echo_map (pool, 5);
+  pool_test_close_and_join (pool);
   g_unlink (path);
   fiber_test_assert_no_leaks (2000);
 }
@@ -548,7 +475,7 @@ test_bad_json (void)
   /* Length-delimited text: the tail is not read. */
   pool = fiber_pool_new_from_config_string ("{\"pool_type\": \"test-config-plain\"}garbage", 34, &error);
   g_assert_no_error (error);
-  close_and_join (pool);
+  pool_test_close_and_join (pool);
   g_clear_object (&pool);
 
   /* Files: a missing file is a file error, bad contents name the file. */
@@ -595,7 +522,7 @@ test_settings_defaults (void)
   g_assert_cmpuint (retries, ==, 7);
   g_assert_cmpuint (stack_size, ==, 32768);
   g_assert_cmpuint (fiber_pool_get_processes (pool), ==, 4);
-  close_and_join (pool);
+  pool_test_close_and_join (pool);
   g_clear_object (&pool);
 
   pool = fiber_pool_new_from_config_string (
@@ -606,7 +533,7 @@ test_settings_defaults (void)
   g_assert_cmpuint (retries, ==, 0);
   g_assert_cmpuint (stack_size, ==, 20000);
   g_assert_cmpuint (fiber_pool_get_processes (pool), ==, 1);
-  close_and_join (pool);
+  pool_test_close_and_join (pool);
   g_clear_object (&pool);
 
   g_settings_reset (settings, "max-retries");
@@ -641,14 +568,14 @@ test_provider (void)
   g_object_get (pool, "initargs", &initargs, "backend", &backend, NULL);
   g_assert_true (g_variant_equal (initargs, g_variant_new_parsed ("(1, 'a')")));
   g_assert_cmpstr (backend->partition, ==, "p");
-  assert_echo_map (pool, 10);
-  close_and_join (pool);
+  pool_test_assert_echo_map (pool, 10);
+  pool_test_close_and_join (pool);
   g_clear_object (&pool);
 
   /* No config: the defaults. */
   pool = fiber_pool_provider_create_pool (provider, "test-config-plain", NULL, &error);
   g_assert_no_error (error);
-  close_and_join (pool);
+  pool_test_close_and_join (pool);
   g_clear_object (&pool);
 
   /* A pool_type entry must agree. */
@@ -705,8 +632,8 @@ test_process_types (void)
       g_object_get (pool, "daemon", &daemon, "max-retries", &retries, NULL);
       g_assert_true (daemon == (i == 0));
       g_assert_cmpuint (retries, ==, 4);
-      assert_echo_map (pool, 20);
-      close_and_join (pool);
+      pool_test_assert_echo_map (pool, 20);
+      pool_test_close_and_join (pool);
     }
   fiber_test_assert_no_leaks (5000);
 }
@@ -732,8 +659,8 @@ test_examples (void)
       pool = fiber_pool_new_from_config_file (path, &error);
       g_assert_no_error (error);
       g_assert_cmpstr (fiber_pool_get_pool_type (pool), ==, local[i]);
-      assert_echo_map (pool, 10);
-      close_and_join (pool);
+      pool_test_assert_echo_map (pool, 10);
+      pool_test_close_and_join (pool);
     }
 
   /* The remote example needs a cluster: its keys are all valid, so what

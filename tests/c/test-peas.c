@@ -10,42 +10,7 @@
 #include <libpeas/peas.h>
 
 #include "fiber-test-util.h"
-
-static void
-assert_echo_map (FiberPool *pool,
-                 guint      n)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) results = NULL;
-  GVariantBuilder builder;
-
-  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(i)"));
-  for (guint i = 0; i < n; i++)
-    g_variant_builder_add (&builder, "(i)", (gint32) i);
-
-  results = fiber_pool_map (pool, "fiber.echo", g_variant_builder_end (&builder), 1, &error);
-  g_assert_no_error (error);
-  g_assert_cmpuint (g_variant_n_children (results), ==, n);
-  for (guint i = 0; i < n; i++)
-    {
-      g_autoptr(GVariant) boxed = g_variant_get_child_value (results, i);
-      g_autoptr(GVariant) item = g_variant_get_variant (boxed);
-      gint32 v = -1;
-
-      g_variant_get (item, "(i)", &v);
-      g_assert_cmpint (v, ==, (gint32) i);
-    }
-}
-
-static void
-close_and_join (FiberPool *pool)
-{
-  g_autoptr(GError) error = NULL;
-
-  fiber_pool_close (pool);
-  g_assert_true (fiber_pool_join (pool, 60000, &error));
-  g_assert_no_error (error);
-}
+#include "pool-test-util.h"
 
 /* Loads the plugin called @module_name from @dir and returns the pool
  * provider it adds to @set. */
@@ -132,8 +97,8 @@ test_builtin_provider (void)
       g_assert_no_error (error);
       g_assert_cmpstr (fiber_pool_get_pool_type (pool), ==, types[i]);
       g_assert_cmpuint (fiber_pool_get_processes (pool), ==, 2);
-      assert_echo_map (pool, 20);
-      close_and_join (pool);
+      pool_test_assert_echo_map (pool, 20);
+      pool_test_close_and_join (pool);
       g_test_message ("%s: created through the plugin, map of 20 ok", types[i]);
     }
 
@@ -204,7 +169,7 @@ test_python_provider (void)
   g_assert_cmpstr (G_OBJECT_TYPE_NAME (pool), ==, "FiberTestPythonInlinePool");
   g_assert_cmpstr (fiber_pool_get_pool_type (pool), ==, "python-inline");
   g_assert_cmpuint (fiber_pool_get_processes (pool), ==, 3);
-  assert_echo_map (pool, 20);
+  pool_test_assert_echo_map (pool, 20);
 
   /* A failing task comes back as the task's error. */
   {
@@ -215,7 +180,7 @@ test_python_provider (void)
     g_assert_nonnull (strstr (error->message, "from python"));
     g_clear_error (&error);
   }
-  close_and_join (pool);
+  pool_test_close_and_join (pool);
   g_clear_object (&pool);
 
   /* The plugin also registered its type by name, for fiber_pool_new(). */
@@ -224,8 +189,8 @@ test_python_provider (void)
   pool = fiber_pool_new ("python-inline", 2, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (G_OBJECT_TYPE_NAME (pool), ==, "FiberTestPythonInlinePool");
-  assert_echo_map (pool, 5);
-  close_and_join (pool);
+  pool_test_assert_echo_map (pool, 5);
+  pool_test_close_and_join (pool);
   g_clear_object (&pool);
 
   /* The provider refuses types it does not have. */

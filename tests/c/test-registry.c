@@ -9,6 +9,7 @@
 #include <fiber.h>
 
 #include "fiber-test-util.h"
+#include "pool-test-util.h"
 
 /* ---- an in-test pool type: runs batches inline ---- */
 
@@ -22,44 +23,10 @@ struct _TestInlinePool
 
 G_DEFINE_FINAL_TYPE (TestInlinePool, test_inline_pool, FIBER_TYPE_POOL)
 
-static gboolean
-test_inline_pool_submit (FiberPool   *pool,
-                         FiberBatch  *batch,
-                         GError     **error)
-{
-  for (guint i = 0; i < fiber_batch_get_n_items (batch); i++)
-    {
-      g_autoptr(GError) item_error = NULL;
-      g_autoptr(GVariant) value = fiber_batch_invoke (batch, i, NULL, &item_error);
-
-      fiber_batch_complete_item (batch, i, value, item_error);
-    }
-  return TRUE;
-}
-
-static void
-test_inline_pool_nothing (FiberPool *pool)
-{
-}
-
-static gboolean
-test_inline_pool_join (FiberPool  *pool,
-                       int         timeout_msec,
-                       GError    **error)
-{
-  return TRUE;
-}
-
 static void
 test_inline_pool_class_init (TestInlinePoolClass *klass)
 {
-  FiberPoolClass *pool_class = FIBER_POOL_CLASS (klass);
-
-  pool_class->submit = test_inline_pool_submit;
-  pool_class->close = test_inline_pool_nothing;
-  pool_class->terminate = test_inline_pool_nothing;
-  pool_class->join = test_inline_pool_join;
-  pool_class->interrupt = test_inline_pool_nothing;
+  pool_test_inline_class_setup (FIBER_POOL_CLASS (klass));
 }
 
 static void
@@ -81,13 +48,7 @@ G_DEFINE_FINAL_TYPE (TestOtherPool, test_other_pool, FIBER_TYPE_POOL)
 static void
 test_other_pool_class_init (TestOtherPoolClass *klass)
 {
-  FiberPoolClass *pool_class = FIBER_POOL_CLASS (klass);
-
-  pool_class->submit = test_inline_pool_submit;
-  pool_class->close = test_inline_pool_nothing;
-  pool_class->terminate = test_inline_pool_nothing;
-  pool_class->join = test_inline_pool_join;
-  pool_class->interrupt = test_inline_pool_nothing;
+  pool_test_inline_class_setup (FIBER_POOL_CLASS (klass));
 }
 
 static void
@@ -96,51 +57,6 @@ test_other_pool_init (TestOtherPool *self)
 }
 
 /* ---- helpers ---- */
-
-static GVariant *
-echo_inputs (guint n)
-{
-  GVariantBuilder builder;
-
-  g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(i)"));
-  for (guint i = 0; i < n; i++)
-    g_variant_builder_add (&builder, "(i)", (gint32) i);
-  return g_variant_builder_end (&builder);
-}
-
-/* Maps fiber.echo over 0..n-1 and checks the results, in order. */
-static void
-assert_echo_map (FiberPool *pool,
-                 guint      n)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) results = NULL;
-
-  results = fiber_pool_map (pool, "fiber.echo", echo_inputs (n), 1, &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (results);
-  g_assert_cmpuint (g_variant_n_children (results), ==, n);
-  for (guint i = 0; i < n; i++)
-    {
-      g_autoptr(GVariant) boxed = g_variant_get_child_value (results, i);
-      g_autoptr(GVariant) item = g_variant_get_variant (boxed);
-      gint32 v = -1;
-
-      g_assert_true (g_variant_is_of_type (item, G_VARIANT_TYPE ("(i)")));
-      g_variant_get (item, "(i)", &v);
-      g_assert_cmpint (v, ==, (gint32) i);
-    }
-}
-
-static void
-close_and_join (FiberPool *pool)
-{
-  g_autoptr(GError) error = NULL;
-
-  fiber_pool_close (pool);
-  g_assert_true (fiber_pool_join (pool, 30000, &error));
-  g_assert_no_error (error);
-}
 
 static gboolean
 type_is_built (const char *type_name)
@@ -215,8 +131,8 @@ test_module_type (void)
   g_assert_cmpstr (fiber_pool_get_pool_type (pool), ==, "test-inline");
   g_assert_cmpuint (fiber_pool_get_processes (pool), ==, 3);
 
-  assert_echo_map (pool, 50);
-  close_and_join (pool);
+  pool_test_assert_echo_map (pool, 50);
+  pool_test_close_and_join (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -271,7 +187,7 @@ test_default_env (void)
   pool = fiber_pool_new (NULL, 1, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (fiber_pool_get_pool_type (pool), ==, "test-inline");
-  close_and_join (pool);
+  pool_test_close_and_join (pool);
   g_clear_object (&pool);
 
   /* An unknown name from the environment says where it came from. */
@@ -286,7 +202,7 @@ test_default_env (void)
   /* An explicit name wins over the environment. */
   pool = fiber_pool_new ("test-inline", 1, &error);
   g_assert_no_error (error);
-  close_and_join (pool);
+  pool_test_close_and_join (pool);
 
   g_unsetenv ("FIBER_POOL_TYPE");
   fiber_test_assert_no_leaks (2000);
@@ -306,7 +222,7 @@ test_default_settings (void)
   pool = fiber_pool_new (NULL, 1, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (fiber_pool_get_pool_type (pool), ==, "test-inline");
-  close_and_join (pool);
+  pool_test_close_and_join (pool);
   g_clear_object (&pool);
 
   /* The environment wins over the settings. */
@@ -315,7 +231,7 @@ test_default_settings (void)
   pool = fiber_pool_new (NULL, 1, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (fiber_pool_get_pool_type (pool), ==, "test-inline");
-  close_and_join (pool);
+  pool_test_close_and_join (pool);
   g_clear_object (&pool);
   g_unsetenv ("FIBER_POOL_TYPE");
 
@@ -333,7 +249,7 @@ test_default_settings (void)
   g_assert_no_error (error);
   g_assert_cmpstr (fiber_pool_get_pool_type (pool), ==, "process");
   g_assert_true (FIBER_IS_PROCESS_POOL (pool));
-  close_and_join (pool);
+  pool_test_close_and_join (pool);
   g_clear_object (&pool);
 
   g_settings_reset (settings, "default-pool-type");
@@ -405,14 +321,14 @@ test_default_processes (void)
   pool = fiber_pool_new ("test-inline", 0, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (fiber_pool_get_processes (pool), ==, 5);
-  close_and_join (pool);
+  pool_test_close_and_join (pool);
   g_clear_object (&pool);
 
   /* An explicit count wins. */
   pool = fiber_pool_new ("test-inline", 2, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (fiber_pool_get_processes (pool), ==, 2);
-  close_and_join (pool);
+  pool_test_close_and_join (pool);
   g_clear_object (&pool);
 
   /* 0 in the settings too: the pool type's own default (one per CPU). */
@@ -420,7 +336,7 @@ test_default_processes (void)
   pool = fiber_pool_new ("test-inline", 0, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (fiber_pool_get_processes (pool), >=, 1);
-  close_and_join (pool);
+  pool_test_close_and_join (pool);
 
   fiber_test_assert_no_leaks (2000);
 }
@@ -440,8 +356,8 @@ test_no_schema (void)
                      g_settings_schema_source_lookup (source, "org.fiberglib.Fiber", TRUE) == NULL);
       pool = fiber_pool_new ("test-inline", 0, &error);
       g_assert_no_error (error);
-      assert_echo_map (pool, 5);
-      close_and_join (pool);
+      pool_test_assert_echo_map (pool, 5);
+      pool_test_close_and_join (pool);
       return;
     }
   else
@@ -485,8 +401,8 @@ test_register_pool_type (void)
   g_assert_no_error (error);
   g_assert_true (TEST_IS_INLINE_POOL (pool));
   g_assert_cmpstr (fiber_pool_get_pool_type (pool), ==, "test-local");
-  assert_echo_map (pool, 20);
-  close_and_join (pool);
+  pool_test_assert_echo_map (pool, 20);
+  pool_test_close_and_join (pool);
 
   /* The name is taken by another class. */
   g_assert_false (fiber_pool_register_pool_type ("test-local", TEST_TYPE_OTHER_POOL, 5, &error));

@@ -9,6 +9,8 @@
 
 #include <fiber.h>
 
+#include "pool-test-util.h"
+
 #define FIBER_TEST_TYPE_INLINE_POOL (fiber_test_inline_pool_get_type ())
 
 G_DECLARE_FINAL_TYPE (FiberTestInlinePool, fiber_test_inline_pool,
@@ -23,44 +25,6 @@ G_DEFINE_DYNAMIC_TYPE_EXTENDED (FiberTestInlinePool, fiber_test_inline_pool,
                                 FIBER_TYPE_POOL, G_TYPE_FLAG_FINAL, {})
 
 static gboolean
-fiber_test_inline_pool_submit (FiberPool   *pool,
-                               FiberBatch  *batch,
-                               GError     **error)
-{
-  for (guint i = 0; i < fiber_batch_get_n_items (batch); i++)
-    {
-      g_autoptr(GError) item_error = NULL;
-      g_autoptr(GVariant) value = fiber_batch_invoke (batch, i, NULL, &item_error);
-
-      fiber_batch_complete_item (batch, i, value, item_error);
-    }
-  return TRUE;
-}
-
-static void
-fiber_test_inline_pool_close (FiberPool *pool)
-{
-}
-
-static void
-fiber_test_inline_pool_terminate (FiberPool *pool)
-{
-}
-
-static gboolean
-fiber_test_inline_pool_join (FiberPool  *pool,
-                             int         timeout_msec,
-                             GError    **error)
-{
-  return TRUE;
-}
-
-static void
-fiber_test_inline_pool_interrupt (FiberPool *pool)
-{
-}
-
-static gboolean
 fiber_test_inline_pool_supports_func (FiberPool *pool)
 {
   return TRUE;
@@ -71,11 +35,7 @@ fiber_test_inline_pool_class_init (FiberTestInlinePoolClass *klass)
 {
   FiberPoolClass *pool_class = FIBER_POOL_CLASS (klass);
 
-  pool_class->submit = fiber_test_inline_pool_submit;
-  pool_class->close = fiber_test_inline_pool_close;
-  pool_class->terminate = fiber_test_inline_pool_terminate;
-  pool_class->join = fiber_test_inline_pool_join;
-  pool_class->interrupt = fiber_test_inline_pool_interrupt;
+  pool_test_inline_class_setup (pool_class);
   pool_class->supports_func = fiber_test_inline_pool_supports_func;
 }
 
