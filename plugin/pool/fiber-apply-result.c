@@ -92,6 +92,8 @@ typedef struct
   gpointer             pump_data;
   GDestroyNotify       pump_destroy;
   int                  waiter_fd;  /* eventfd of the thread pumping, or -1 */
+  GThread             *waiter;     /* that thread */
+  gboolean             waiter_woken;
 } FiberApplyResultPrivate;
 
 static void async_result_iface_init (GAsyncResultIface *iface);
@@ -253,7 +255,9 @@ _fiber_apply_result_complete (FiberApplyResult *self,
    * Wake after the unlock, so that the waiter does not at once block on
    * the mutex we still hold (our caller holds a reference to @self). */
   wake = priv->n_waiters > 0;
-  waiter_fd = priv->waiter_fd;
+  /* The pumping thread itself needs no wakeup. */
+  waiter_fd = priv->waiter != g_thread_self () ? priv->waiter_fd : -1;
+  priv->waiter_woken = waiter_fd >= 0;
   g_mutex_unlock (&priv->mutex);
   if (wake)
     g_cond_broadcast (&priv->cond);
@@ -347,6 +351,7 @@ try_pump (FiberApplyResult *self,
   gpointer data;
   GDestroyNotify destroy;
   guint64 drained;
+  gboolean woken;
   int fd;
 
   if (timeout_msec >= 0 || g_atomic_pointer_get (&priv->pump) == NULL)
@@ -365,17 +370,21 @@ try_pump (FiberApplyResult *self,
   data = g_steal_pointer (&priv->pump_data);
   destroy = g_steal_pointer (&priv->pump_destroy);
   priv->waiter_fd = fd;
+  priv->waiter = g_thread_self ();
   g_mutex_unlock (&priv->mutex);
 
   pump (self, fd, data);
 
   g_mutex_lock (&priv->mutex);
   priv->waiter_fd = -1;
+  priv->waiter = NULL;
+  woken = priv->waiter_woken;
   g_mutex_unlock (&priv->mutex);
   if (destroy != NULL)
     destroy (data);
-  while (read (fd, &drained, sizeof drained) > 0)
-    ;
+  if (woken)
+    while (read (fd, &drained, sizeof drained) > 0)
+      ;
 }
 
 /* Waits with priv->mutex held; returns whether the result is done. */

@@ -42,6 +42,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -143,6 +144,7 @@ typedef struct
   gboolean     poll_fd;
   GBytes      *identity;
   FiberWireStream *stream;     /* local workers: the unix stream */
+  gboolean     claimed;        /* a waiting caller reads the stream (pump) */
   WorkerState  state;
   gboolean     ready;
   guint        credits;
@@ -224,6 +226,10 @@ struct _FiberDispatcher
   GQueue           suspects;     /* Item (heap) */
   GArray          *pollitems;
   GArray          *pollfds;      /* struct pollfd, for poll_items() */
+  int              epfd;         /* local pools: an epoll set of the items */
+  gboolean         ep_stale;     /* the set must be made again */
+  GArray          *ep_registered; /* short per item: the events in the set, -1 none */
+  GArray          *ep_events;    /* struct epoll_event, for epoll_wait() */
   GPtrArray       *poll_workers;
   gboolean         poll_dirty;
   guint            serial;
@@ -1787,6 +1793,80 @@ rebuild_pollitems (FiberDispatcher *self)
       g_ptr_array_add (self->poll_peers, peer);
     }
   self->poll_dirty = FALSE;
+  self->ep_stale = TRUE;
+}
+
+/* The events the dispatcher thread waits for on the connection of @w: not
+ * its input while a waiting caller reads it itself. */
+static short
+stream_events (Worker *w)
+{
+  return (short) ((w->claimed ? 0 : ZMQ_POLLIN) |
+                  (_fiber_wire_stream_wants_write (w->stream) ? ZMQ_POLLOUT : 0));
+}
+
+static guint32
+to_epoll (short events)
+{
+  return ((events & ZMQ_POLLIN) ? EPOLLIN : 0) | ((events & ZMQ_POLLOUT) ? EPOLLOUT : 0);
+}
+
+/* With state_lock held: makes the epoll set say what @items ask.  The set
+ * is also changed by callers while the thread waits in it (claim_stream()),
+ * so this runs under the lock; the wait itself does not. */
+static void
+sync_epoll (FiberDispatcher *self,
+            zmq_pollitem_t  *items,
+            guint            n)
+{
+  short *registered;
+
+  if (self->router != NULL)
+    return;
+  if (self->ep_stale || self->epfd < 0)
+    {
+      if (self->epfd >= 0)
+        close (self->epfd);
+      self->epfd = epoll_create1 (EPOLL_CLOEXEC);
+      g_array_set_size (self->ep_registered, n);
+      for (guint i = 0; i < n; i++)
+        g_array_index (self->ep_registered, short, i) = -1;
+      self->ep_stale = FALSE;
+    }
+  registered = (short *) (void *) self->ep_registered->data;
+  for (guint i = 0; i < n; i++)
+    if (registered[i] != items[i].events)
+      {
+        struct epoll_event ev = { .events = to_epoll (items[i].events), .data.u32 = i };
+
+        if (epoll_ctl (self->epfd, registered[i] < 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD,
+                       items[i].fd, &ev) == 0)
+          registered[i] = items[i].events;
+      }
+}
+
+/* With state_lock held, from any thread: (un)claims the connection of @w
+ * for a waiting caller, taking it out of (or back into) the set the
+ * dispatcher thread may be waiting in right now. */
+static void
+claim_stream (FiberDispatcher *self,
+              Worker          *w,
+              gboolean         claimed)
+{
+  zmq_pollitem_t *items = (zmq_pollitem_t *) (void *) self->pollitems->data;
+
+  w->claimed = claimed;
+  if (self->router != NULL || self->ep_stale || self->epfd < 0 || self->poll_dirty)
+    return;
+  for (guint i = 0; i < self->poll_streams->len; i++)
+    if (g_ptr_array_index (self->poll_streams, i) == w)
+      {
+        guint index = 2 + self->n_job_items + i;
+
+        items[index].events = stream_events (w);
+        sync_epoll (self, items, self->pollitems->len);
+        break;
+      }
 }
 
 /* zmq_poll() makes a non-blocking pass before it blocks: two system calls
@@ -1802,6 +1882,24 @@ poll_items (FiberDispatcher *self,
 
   if (self->router != NULL)
     return zmq_poll (items, (int) n, timeout);
+
+  if (self->epfd >= 0)
+    {
+      struct epoll_event *evs;
+
+      g_array_set_size (self->ep_events, MAX (n, 1));
+      evs = (struct epoll_event *) (void *) self->ep_events->data;
+      for (guint i = 0; i < n; i++)
+        items[i].revents = 0;
+      rc = epoll_wait (self->epfd, evs, (int) MAX (n, 1), (int) timeout);
+      for (int k = 0; k < rc; k++)
+        if (evs[k].data.u32 < n)
+          items[evs[k].data.u32].revents =
+            (short) (((evs[k].events & EPOLLIN) ? ZMQ_POLLIN : 0) |
+                     ((evs[k].events & EPOLLOUT) ? ZMQ_POLLOUT : 0) |
+                     ((evs[k].events & ~(guint32) (EPOLLIN | EPOLLOUT)) ? ZMQ_POLLERR : 0));
+      return rc;
+    }
 
   g_array_set_size (self->pollfds, n);
   pfds = (struct pollfd *) (void *) self->pollfds->data;
@@ -1869,9 +1967,9 @@ dispatcher_thread (gpointer data)
         {
           Worker *w = g_ptr_array_index (self->poll_streams, i);
 
-          items[2 + self->n_job_items + i].events =
-            ZMQ_POLLIN | (_fiber_wire_stream_wants_write (w->stream) ? ZMQ_POLLOUT : 0);
+          items[2 + self->n_job_items + i].events = stream_events (w);
         }
+      sync_epoll (self, items, self->pollitems->len);
       g_mutex_unlock (&self->state_lock);
       rc = poll_items (self, items, self->pollitems->len, timeout);
       g_mutex_lock (&self->state_lock);
@@ -2144,6 +2242,9 @@ _fiber_dispatcher_new (const FiberDispatcherConfig  *config,
   g_queue_init (&self->suspects);
   self->pollitems = g_array_new (FALSE, TRUE, sizeof (zmq_pollitem_t));
   self->pollfds = g_array_new (FALSE, TRUE, sizeof (struct pollfd));
+  self->epfd = -1;
+  self->ep_registered = g_array_new (FALSE, TRUE, sizeof (short));
+  self->ep_events = g_array_new (FALSE, TRUE, sizeof (struct epoll_event));
   self->poll_workers = g_ptr_array_new ();
   self->poll_streams = g_ptr_array_new ();
   self->poll_peers = g_ptr_array_new ();
@@ -2217,6 +2318,10 @@ dispatcher_free (FiberDispatcher *self)
   g_queue_clear_full (&self->suspects, g_free);
   g_array_unref (self->pollitems);
   g_array_unref (self->pollfds);
+  g_array_unref (self->ep_registered);
+  g_array_unref (self->ep_events);
+  if (self->epfd >= 0)
+    close (self->epfd);
   g_ptr_array_unref (self->poll_workers);
   g_ptr_array_unref (self->poll_streams);
   g_ptr_array_unref (self->poll_peers);
@@ -2299,6 +2404,11 @@ wake_thread (FiberDispatcher *self)
   while (r < 0 && errno == EINTR);
 }
 
+static void pump_wait (FiberDispatcher  *self,
+                       Pump             *pump,
+                       FiberApplyResult *result,
+                       int               wake_fd);
+
 /* Runs in the thread that waits for @result (see
  * _fiber_apply_result_set_pump()): it receives from the worker holding the
  * item itself, so the result reaches the caller without a hand-over from
@@ -2313,7 +2423,31 @@ pump_result (FiberApplyResult *result,
 {
   Pump *pump = data;
   FiberDispatcher *self = pump->self;
+  Worker *w;
 
+  /* The dispatcher thread stops watching the worker's input meanwhile:
+   * it would only wake for bytes this thread takes. */
+  g_mutex_lock (&self->state_lock);
+  w = find_worker (self, pump->serial);
+  if (w != NULL && w->stream != NULL)
+    claim_stream (self, w, TRUE);
+  g_mutex_unlock (&self->state_lock);
+
+  pump_wait (self, pump, result, wake_fd);
+
+  g_mutex_lock (&self->state_lock);
+  w = find_worker (self, pump->serial);
+  if (w != NULL && w->claimed)
+    claim_stream (self, w, FALSE);
+  g_mutex_unlock (&self->state_lock);
+}
+
+static void
+pump_wait (FiberDispatcher  *self,
+           Pump             *pump,
+           FiberApplyResult *result,
+           int               wake_fd)
+{
   while (!fiber_apply_result_ready (result))
     {
       struct pollfd pfds[2] = {

@@ -927,8 +927,9 @@ serve (Worker *self)
               return 0;
             }
           now = g_get_monotonic_time ();
-          if (g_queue_is_empty (&self->units) ||
-              now - self->last_flush >= FIBER_WORKER_FLUSH_USEC)
+          if (g_queue_is_empty (&self->units))
+            flush_results (self);  /* the idle path below reads what came */
+          else if (now - self->last_flush >= FIBER_WORKER_FLUSH_USEC)
             {
               flush_results (self);
               handle_incoming (self);
