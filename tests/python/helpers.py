@@ -32,6 +32,15 @@ def sleep_worker(duration):
     return duration
 
 
+def sleep_steps(duration, step=0.05):
+    """Sleeps in short steps: an interrupt of a thread (an asynchronous
+    exception) only fires between Python bytecodes."""
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        time.sleep(step)
+    return duration
+
+
 def raise_runtime(msg):
     raise RuntimeError(msg)
 

@@ -32,7 +32,6 @@ import os
 import queue
 import sys
 import threading
-import weakref
 
 from gi.repository import GLib
 
@@ -266,10 +265,11 @@ def _set_async_exc(thread_id, exc_type):
 class _InProcessCall:
     """One call of a Python callable in a thread or coroutine pool."""
 
-    __slots__ = ("result", "func", "args", "kwargs", "lock", "thread",
-                 "started", "__weakref__")
+    __slots__ = ("result", "state", "func", "args", "kwargs", "lock", "thread",
+                 "started")
 
-    def __init__(self, result, func, args, kwargs):
+    def __init__(self, state, result, func, args, kwargs):
+        self.state = state
         self.result = result
         self.func = func
         self.args = args
@@ -298,8 +298,13 @@ class _InProcessCall:
             self._leave()
             if ok:
                 ok, value = False, e
-        self.result._set(ok, value)
+        self._complete(ok, value)
         return _UNIT
+
+    def _complete(self, ok, value):
+        self.result._set(ok, value)
+        with self.state.lock:
+            self.state.calls.discard(self)
 
     def _leave(self):
         while True:
@@ -320,7 +325,7 @@ class _InProcessCall:
         with self.lock:
             if self.thread is not None:
                 _set_async_exc(self.thread, exc_type)
-        self.result._set(False, exc_type("task interrupted"))
+        self._complete(False, exc_type("task interrupted"))
 
 
 # ---- the pool --------------------------------------------------------------
@@ -332,7 +337,10 @@ class _PoolState:
         self.in_process = in_process
         self.processes = max(1, processes)
         self.lock = threading.Lock()
-        self.calls = weakref.WeakSet()   # _InProcessCall still outstanding
+        # The _InProcessCall objects not completed yet, held here: when the
+        # pool is terminated the C side drops the calls it never ran, and
+        # terminate() must still fail their results.
+        self.calls = set()
         self.interrupt_exc = TaskInterrupted
 
 
@@ -530,12 +538,14 @@ class PoolMixin:
     def _apply_in_process(self, func, args, kwargs, callback, error_callback):
         state = self._fiber_state()
         result = AsyncResult(self, callback, error_callback, None)
-        call = _InProcessCall(result, func, args, kwargs)
+        call = _InProcessCall(state, result, func, args, kwargs)
         with state.lock:
             state.calls.add(call)
         try:
             result.fiber_result = self._c().apply_func(self, _UNIT, call.body)
         except GLib.Error as e:
+            with state.lock:
+                state.calls.discard(call)
             raise translate_error(e) from None
         result.fiber_result = None   # completes from Python
         return result
