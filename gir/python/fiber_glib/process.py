@@ -40,8 +40,9 @@ _init_lock = threading.Lock()
 _init_done = False
 
 # Started children, as multiprocessing's process._children.  Kept on the
-# Python side: fiber_active_children() returns a GPtrArray whose free
-# function unrefs the elements a second time under PyGObject 3.42.
+# Python side: it holds the Python wrappers (with their targets) alive
+# while the children run, as multiprocessing does, and lists only the
+# children this Python code started.
 _children_lock = threading.Lock()
 _children = set()
 
