@@ -60,6 +60,15 @@ pool_test_add_typed (const char    *prefix,
 }
 
 void
+pool_test_add_typed_cases (const char         *prefix,
+                           const PoolTestCase *cases,
+                           gsize               n_cases)
+{
+  for (gsize i = 0; i < n_cases; i++)
+    pool_test_add_typed (prefix, cases[i].name, cases[i].func);
+}
+
+void
 pool_test_add_typed_full (const char       *prefix,
                           const char       *name,
                           gsize             fixture_size,

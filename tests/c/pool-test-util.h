@@ -35,6 +35,18 @@ void       pool_test_add_typed       (const char    *prefix,
                                       const char    *name,
                                       GTestDataFunc  func);
 
+/* One test case of a table for pool_test_add_typed_cases(). */
+typedef struct
+{
+  const char    *name;
+  GTestDataFunc  func;
+} PoolTestCase;
+
+/* pool_test_add_typed() for each of the @n_cases @cases, in order. */
+void       pool_test_add_typed_cases (const char         *prefix,
+                                      const PoolTestCase *cases,
+                                      gsize               n_cases);
+
 /* The same with a fixture of @fixture_size bytes (see g_test_add()). */
 void       pool_test_add_typed_full  (const char       *prefix,
                                       const char       *name,

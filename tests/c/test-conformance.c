@@ -13,8 +13,6 @@
  * shares with the test.
  */
 
-#include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -23,41 +21,9 @@
 #include <fiber.h>
 
 #include "fiber-test-util.h"
-
-#define GUARD_MSEC 60000
+#include "pool-test-util.h"
 
 /* ---- tasks -------------------------------------------------------------------- */
-
-static GVariant *
-task_add (GVariant *args, GCancellable *cancellable, gpointer user_data, GError **error)
-{
-  gint32 a, b;
-
-  g_variant_get (args, "(ii)", &a, &b);
-  return g_variant_new_int32 (a + b);
-}
-
-/* Creates the file @name in @dir (how a task shows it is running). */
-static gboolean
-touch (const char  *dir,
-       const char  *name,
-       GError     **error)
-{
-  g_autofree char *path = g_build_filename (dir, name, NULL);
-
-  return g_file_set_contents (path, "", 0, error);
-}
-
-static guint
-count_entries (const char *dir)
-{
-  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
-  guint n = 0;
-
-  while (d != NULL && g_dir_read_name (d) != NULL)
-    n++;
-  return n;
-}
 
 /* (si): marks itself started in the directory, then sleeps until it is
  * cancelled (cooperatively in a coroutine). */
@@ -70,9 +36,9 @@ task_block (GVariant *args, GCancellable *cancellable, gpointer user_data, GErro
 
   g_variant_get (args, "(&si)", &dir, &index);
   name = g_strdup_printf ("started-%d", index);
-  if (!touch (dir, name, error))
+  if (!pool_test_touch (dir, name, error))
     return NULL;
-  if (!fiber_sleep (GUARD_MSEC / 1000.0, cancellable, error))
+  if (!fiber_sleep (POOL_TEST_GUARD_MSEC / 1000.0, cancellable, error))
     return NULL;
   return g_variant_new ("()");
 }
@@ -82,21 +48,10 @@ static GVariant *
 task_fail_counted (GVariant *args, GCancellable *cancellable, gpointer user_data, GError **error)
 {
   const char *path;
-  int fd;
 
   g_variant_get (args, "(&s)", &path);
-  fd = g_open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0 || write (fd, "x", 1) != 1)
-    {
-      int saved = errno;
-
-      if (fd >= 0)
-        close (fd);
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
-                   "cannot append to %s: %s", path, g_strerror (saved));
-      return NULL;
-    }
-  close (fd);
+  if (!pool_test_append_line (path, "x", error))
+    return NULL;
   g_set_error (error, FIBER_ERROR, FIBER_ERROR_TASK_FAILED, "deliberate failure");
   return NULL;
 }
@@ -109,14 +64,14 @@ task_rendezvous (GVariant *args, GCancellable *cancellable, gpointer user_data, 
   const char *dir;
   gint32 index, n;
   g_autofree char *name = NULL;
-  gint64 deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC / 2 * 1000;
+  gint64 deadline = g_get_monotonic_time () + (gint64) POOL_TEST_GUARD_MSEC / 2 * 1000;
   guint arrived;
 
   g_variant_get (args, "(&sii)", &dir, &index, &n);
   name = g_strdup_printf ("%d", index);
-  if (!touch (dir, name, error))
+  if (!pool_test_touch (dir, name, error))
     return NULL;
-  while ((arrived = count_entries (dir)) < (guint) n)
+  while ((arrived = pool_test_count_entries (dir)) < (guint) n)
     {
       if (g_get_monotonic_time () > deadline)
         {
@@ -134,7 +89,7 @@ task_rendezvous (GVariant *args, GCancellable *cancellable, gpointer user_data, 
 static void
 register_tasks (void)
 {
-  fiber_task_register ("conf.add", task_add, NULL, NULL);
+  fiber_task_register ("conf.add", pool_test_task_add, NULL, NULL);
   fiber_task_register ("conf.block", task_block, NULL, NULL);
   fiber_task_register ("conf.fail-counted", task_fail_counted, NULL, NULL);
   fiber_task_register ("conf.rendezvous", task_rendezvous, NULL, NULL);
@@ -142,95 +97,13 @@ register_tasks (void)
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-static FiberPool *
-new_pool (gconstpointer type,
-          guint         processes)
-{
-  g_autoptr(GError) error = NULL;
-  FiberPool *pool = fiber_pool_new (type, processes, &error);
-
-  g_assert_no_error (error);
-  g_assert_nonnull (pool);
-  g_assert_cmpstr (fiber_pool_get_pool_type (pool), ==, type);
-  return pool;
-}
-
-static void
-close_and_join (FiberPool *pool)
-{
-  g_autoptr(GError) error = NULL;
-
-  fiber_pool_close (pool);
-  g_assert_true (fiber_pool_join (pool, GUARD_MSEC, &error));
-  g_assert_no_error (error);
-}
-
 /* Closes, joins and drops the pool, then checks that it left nothing. */
 static void
 finish (FiberPool **pool)
 {
-  close_and_join (*pool);
+  pool_test_close_and_join (*pool);
   g_clear_object (pool);
   fiber_test_assert_no_leaks (5000);
-}
-
-static GVariant *
-int_array (gint32 first,
-           guint  n)
-{
-  GVariantBuilder b;
-
-  g_variant_builder_init (&b, G_VARIANT_TYPE ("ai"));
-  for (guint i = 0; i < n; i++)
-    g_variant_builder_add (&b, "i", first + (gint32) i);
-  return g_variant_builder_end (&b);
-}
-
-static gint32
-av_int (GVariant *av,
-        guint     i)
-{
-  g_autoptr(GVariant) boxed = g_variant_get_child_value (av, i);
-  g_autoptr(GVariant) inner = g_variant_get_variant (boxed);
-
-  return g_variant_get_int32 (inner);
-}
-
-static char *
-make_dir (void)
-{
-  g_autoptr(GError) error = NULL;
-  char *dir = g_dir_make_tmp ("conformance-XXXXXX", &error);
-
-  g_assert_no_error (error);
-  return dir;
-}
-
-static void
-remove_dir (const char *dir)
-{
-  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
-  const char *name;
-
-  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
-    {
-      g_autofree char *path = g_build_filename (dir, name, NULL);
-      g_assert_cmpint (g_unlink (path), ==, 0);
-    }
-  g_assert_cmpint (g_rmdir (dir), ==, 0);
-}
-
-static void
-wait_for_entries (const char *dir,
-                  guint       n)
-{
-  gint64 deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
-
-  while (count_entries (dir) < n)
-    {
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_usleep (2000);
-    }
 }
 
 /* ---- cases ------------------------------------------------------------------- */
@@ -238,20 +111,20 @@ wait_for_entries (const char *dir,
 static void
 test_map_small (gconstpointer type)
 {
-  g_autoptr(FiberPool) pool = new_pool (type, 2);
+  g_autoptr(FiberPool) pool = pool_test_new (type, 2);
   g_autoptr(GVariant) out = NULL;
   g_autoptr(GError) error = NULL;
 
-  out = fiber_pool_map (pool, "fiber.echo", int_array (1, 3), 0, &error);
+  out = fiber_pool_map (pool, "fiber.echo", pool_test_int_array (1, 3), 0, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (g_variant_get_type_string (out), ==, "av");
   g_assert_cmpuint (g_variant_n_children (out), ==, 3);
   for (guint i = 0; i < 3; i++)
-    g_assert_cmpint (av_int (out, i), ==, (gint32) i + 1);
+    g_assert_cmpint (pool_test_av_int32 (out, i), ==, (gint32) i + 1);
 
   /* an empty iterable is an empty result, not an error */
   g_clear_pointer (&out, g_variant_unref);
-  out = fiber_pool_map (pool, "fiber.echo", int_array (0, 0), 0, &error);
+  out = fiber_pool_map (pool, "fiber.echo", pool_test_int_array (0, 0), 0, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (g_variant_n_children (out), ==, 0);
   finish (&pool);
@@ -260,7 +133,7 @@ test_map_small (gconstpointer type)
 static void
 test_map_thousand (gconstpointer type)
 {
-  g_autoptr(FiberPool) pool = new_pool (type, 2);
+  g_autoptr(FiberPool) pool = pool_test_new (type, 2);
   const guint chunksizes[] = { 0, 1, 7 };
 
   for (gsize c = 0; c < G_N_ELEMENTS (chunksizes); c++)
@@ -268,11 +141,11 @@ test_map_thousand (gconstpointer type)
       g_autoptr(GVariant) out = NULL;
       g_autoptr(GError) error = NULL;
 
-      out = fiber_pool_map (pool, "fiber.echo", int_array (0, 1000), chunksizes[c], &error);
+      out = fiber_pool_map (pool, "fiber.echo", pool_test_int_array (0, 1000), chunksizes[c], &error);
       g_assert_no_error (error);
       g_assert_cmpuint (g_variant_n_children (out), ==, 1000);
       for (guint i = 0; i < 1000; i++)
-        g_assert_cmpint (av_int (out, i), ==, (gint32) i);
+        g_assert_cmpint (pool_test_av_int32 (out, i), ==, (gint32) i);
     }
   finish (&pool);
 }
@@ -280,7 +153,7 @@ test_map_thousand (gconstpointer type)
 static void
 test_apply (gconstpointer type)
 {
-  g_autoptr(FiberPool) pool = new_pool (type, 2);
+  g_autoptr(FiberPool) pool = pool_test_new (type, 2);
   g_autoptr(GVariant) out = NULL;
   g_autoptr(GVariant) unit = NULL;
   g_autoptr(GError) error = NULL;
@@ -331,7 +204,7 @@ static void
 test_apply_async_callback (gconstpointer type)
 {
   g_autoptr(GMainContext) context = g_main_context_new ();
-  g_autoptr(FiberPool) pool = new_pool (type, 2);
+  g_autoptr(FiberPool) pool = pool_test_new (type, 2);
   g_autoptr(FiberApplyResult) result = NULL;
   CallbackData data = { 0, NULL, 0 };
   gint64 until;
@@ -340,7 +213,7 @@ test_apply_async_callback (gconstpointer type)
   result = fiber_pool_apply_async (pool, "fiber.echo", g_variant_new_int32 (42),
                                    NULL, on_apply_done, &data);
   g_assert_cmpuint (data.calls, ==, 0);
-  g_assert_true (fiber_apply_result_wait (result, GUARD_MSEC));
+  g_assert_true (fiber_apply_result_wait (result, POOL_TEST_GUARD_MSEC));
   /* ready, but the callback waits for the caller's context */
   g_assert_cmpuint (data.calls, ==, 0);
   while (data.calls == 0)
@@ -362,19 +235,19 @@ test_apply_async_callback (gconstpointer type)
 static void
 test_imap (gconstpointer type)
 {
-  g_autoptr(FiberPool) pool = new_pool (type, 3);
+  g_autoptr(FiberPool) pool = pool_test_new (type, 3);
   g_autoptr(FiberMapResult) it = NULL;
   g_autoptr(GError) error = NULL;
   guint expect = 0, index;
 
-  it = fiber_pool_imap (pool, "fiber.echo", int_array (0, 50), 3, &error);
+  it = fiber_pool_imap (pool, "fiber.echo", pool_test_int_array (0, 50), 3, &error);
   g_assert_no_error (error);
   for (;;)
     {
       g_autoptr(GVariant) value = NULL;
       g_autoptr(GError) item_error = NULL;
 
-      if (!fiber_map_result_next (it, GUARD_MSEC, &index, &value, &item_error))
+      if (!fiber_map_result_next (it, POOL_TEST_GUARD_MSEC, &index, &value, &item_error))
         {
           g_assert_no_error (item_error);
           break;
@@ -390,20 +263,20 @@ test_imap (gconstpointer type)
 static void
 test_imap_unordered (gconstpointer type)
 {
-  g_autoptr(FiberPool) pool = new_pool (type, 3);
+  g_autoptr(FiberPool) pool = pool_test_new (type, 3);
   g_autoptr(FiberMapResult) it = NULL;
   g_autoptr(GError) error = NULL;
   gboolean seen[50] = { FALSE, };
   guint n_seen = 0, index;
 
-  it = fiber_pool_imap_unordered (pool, "fiber.echo", int_array (0, 50), 1, &error);
+  it = fiber_pool_imap_unordered (pool, "fiber.echo", pool_test_int_array (0, 50), 1, &error);
   g_assert_no_error (error);
   for (;;)
     {
       g_autoptr(GVariant) value = NULL;
       g_autoptr(GError) item_error = NULL;
 
-      if (!fiber_map_result_next (it, GUARD_MSEC, &index, &value, &item_error))
+      if (!fiber_map_result_next (it, POOL_TEST_GUARD_MSEC, &index, &value, &item_error))
         {
           g_assert_no_error (item_error);
           break;
@@ -421,7 +294,7 @@ test_imap_unordered (gconstpointer type)
 static void
 test_starmap (gconstpointer type)
 {
-  g_autoptr(FiberPool) pool = new_pool (type, 2);
+  g_autoptr(FiberPool) pool = pool_test_new (type, 2);
   const guint chunksizes[] = { 1, 10 };
 
   for (gsize c = 0; c < G_N_ELEMENTS (chunksizes); c++)
@@ -438,7 +311,7 @@ test_starmap (gconstpointer type)
       g_assert_no_error (error);
       g_assert_cmpuint (g_variant_n_children (out), ==, 100);
       for (guint i = 0; i < 100; i++)
-        g_assert_cmpint (av_int (out, i), ==, (gint32) (3 * i));
+        g_assert_cmpint (pool_test_av_int32 (out, i), ==, (gint32) (3 * i));
     }
 
   /* starmap needs tuples */
@@ -446,7 +319,7 @@ test_starmap (gconstpointer type)
     g_autoptr(GVariant) out = NULL;
     g_autoptr(GError) error = NULL;
 
-    out = fiber_pool_starmap (pool, "conf.add", int_array (0, 3), 1, &error);
+    out = fiber_pool_starmap (pool, "conf.add", pool_test_int_array (0, 3), 1, &error);
     g_assert_null (out);
     g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT);
   }
@@ -456,7 +329,7 @@ test_starmap (gconstpointer type)
 static void
 test_closed (gconstpointer type)
 {
-  g_autoptr(FiberPool) pool = new_pool (type, 2);
+  g_autoptr(FiberPool) pool = pool_test_new (type, 2);
   g_autoptr(FiberApplyResult) async = NULL;
   g_autoptr(FiberMapResult) it = NULL;
   g_autoptr(GVariant) out = NULL;
@@ -474,28 +347,28 @@ test_closed (gconstpointer type)
   g_assert_error (error, FIBER_ERROR, FIBER_ERROR_CLOSED);
   g_clear_error (&error);
 
-  out = fiber_pool_map (pool, "fiber.echo", int_array (0, 3), 0, &error);
+  out = fiber_pool_map (pool, "fiber.echo", pool_test_int_array (0, 3), 0, &error);
   g_assert_null (out);
   g_assert_error (error, FIBER_ERROR, FIBER_ERROR_CLOSED);
   g_clear_error (&error);
 
   async = fiber_pool_apply_async (pool, "fiber.echo", NULL, NULL, NULL, NULL);
-  g_assert_null (fiber_apply_result_get (async, GUARD_MSEC, &error));
+  g_assert_null (fiber_apply_result_get (async, POOL_TEST_GUARD_MSEC, &error));
   g_assert_error (error, FIBER_ERROR, FIBER_ERROR_CLOSED);
   g_clear_error (&error);
 
-  it = fiber_pool_imap (pool, "fiber.echo", int_array (0, 3), 1, &error);
+  it = fiber_pool_imap (pool, "fiber.echo", pool_test_int_array (0, 3), 1, &error);
   if (it != NULL)
     {
       guint index;
       g_autoptr(GVariant) value = NULL;
 
-      g_assert_false (fiber_map_result_next (it, GUARD_MSEC, &index, &value, &error));
+      g_assert_false (fiber_map_result_next (it, POOL_TEST_GUARD_MSEC, &index, &value, &error));
     }
   g_assert_error (error, FIBER_ERROR, FIBER_ERROR_CLOSED);
   g_clear_error (&error);
 
-  g_assert_true (fiber_pool_join (pool, GUARD_MSEC, &error));
+  g_assert_true (fiber_pool_join (pool, POOL_TEST_GUARD_MSEC, &error));
   g_assert_no_error (error);
   g_clear_object (&pool);
   fiber_test_assert_no_leaks (5000);
@@ -504,8 +377,8 @@ test_closed (gconstpointer type)
 static void
 test_task_error_not_retried (gconstpointer type)
 {
-  g_autoptr(FiberPool) pool = new_pool (type, 2);
-  g_autofree char *dir = make_dir ();
+  g_autoptr(FiberPool) pool = pool_test_new (type, 2);
+  g_autofree char *dir = pool_test_make_dir ();
   g_autofree char *counter = g_build_filename (dir, "runs", NULL);
   g_autofree char *contents = NULL;
   g_autoptr(GVariant) out = NULL;
@@ -532,16 +405,16 @@ test_task_error_not_retried (gconstpointer type)
   g_assert_no_error (error);
   g_assert_cmpuint (length, ==, 1);
 
-  close_and_join (pool);
+  pool_test_close_and_join (pool);
   g_clear_object (&pool);
-  remove_dir (dir);
+  pool_test_remove_dir (dir);
   fiber_test_assert_no_leaks (5000);
 }
 
 static void
 test_unknown_task (gconstpointer type)
 {
-  g_autoptr(FiberPool) pool = new_pool (type, 2);
+  g_autoptr(FiberPool) pool = pool_test_new (type, 2);
   g_autoptr(GVariant) out = NULL;
   g_autoptr(GError) error = NULL;
 
@@ -551,7 +424,7 @@ test_unknown_task (gconstpointer type)
   g_assert_nonnull (strstr (error->message, "no.such.task"));
   g_clear_error (&error);
 
-  out = fiber_pool_map (pool, "no.such.task", int_array (0, 5), 2, &error);
+  out = fiber_pool_map (pool, "no.such.task", pool_test_int_array (0, 5), 2, &error);
   g_assert_null (out);
   g_assert_error (error, FIBER_ERROR, FIBER_ERROR_UNKNOWN_TASK);
   g_clear_error (&error);
@@ -566,8 +439,8 @@ test_unknown_task (gconstpointer type)
 static void
 test_interrupt (gconstpointer type)
 {
-  g_autoptr(FiberPool) pool = new_pool (type, 2);
-  g_autofree char *dir = make_dir ();
+  g_autoptr(FiberPool) pool = pool_test_new (type, 2);
+  g_autofree char *dir = pool_test_make_dir ();
   FiberApplyResult *blocked[2] = { NULL, NULL };
   g_autoptr(GVariant) out = NULL;
   g_autoptr(GError) error = NULL;
@@ -576,12 +449,12 @@ test_interrupt (gconstpointer type)
     blocked[i] = fiber_pool_apply_async (pool, "conf.block",
                                          g_variant_new ("(si)", dir, (gint32) i),
                                          NULL, NULL, NULL);
-  wait_for_entries (dir, G_N_ELEMENTS (blocked));
+  pool_test_wait_for_entries (dir, G_N_ELEMENTS (blocked));
   fiber_pool_interrupt (pool);
 
   for (guint i = 0; i < G_N_ELEMENTS (blocked); i++)
     {
-      g_assert_null (fiber_apply_result_get (blocked[i], GUARD_MSEC, &error));
+      g_assert_null (fiber_apply_result_get (blocked[i], POOL_TEST_GUARD_MSEC, &error));
       g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INTERRUPTED);
       g_clear_error (&error);
       g_clear_object (&blocked[i]);
@@ -593,9 +466,9 @@ test_interrupt (gconstpointer type)
   g_assert_no_error (error);
   g_assert_cmpuint (g_variant_n_children (out), ==, 3);
 
-  close_and_join (pool);
+  pool_test_close_and_join (pool);
   g_clear_object (&pool);
-  remove_dir (dir);
+  pool_test_remove_dir (dir);
   fiber_test_assert_no_leaks (5000);
 }
 
@@ -605,8 +478,8 @@ static void
 test_nine_rendezvous (gconstpointer type)
 {
   const guint n = 9;
-  g_autoptr(FiberPool) pool = new_pool (type, n);
-  g_autofree char *dir = make_dir ();
+  g_autoptr(FiberPool) pool = pool_test_new (type, n);
+  g_autofree char *dir = pool_test_make_dir ();
   g_autoptr(GVariant) out = NULL;
   g_autoptr(GError) error = NULL;
   GVariantBuilder b;
@@ -620,13 +493,13 @@ test_nine_rendezvous (gconstpointer type)
   g_assert_no_error (error);
   g_assert_cmpuint (g_variant_n_children (out), ==, n);
   for (guint i = 0; i < n; i++)
-    g_assert_cmpint (av_int (out, i), ==, (gint32) i);
+    g_assert_cmpint (pool_test_av_int32 (out, i), ==, (gint32) i);
   g_test_message ("%s: %u tasks met in %.3f s", (const char *) type, n,
                   (g_get_monotonic_time () - start) / 1e6);
 
-  close_and_join (pool);
+  pool_test_close_and_join (pool);
   g_clear_object (&pool);
-  remove_dir (dir);
+  pool_test_remove_dir (dir);
   fiber_test_assert_no_leaks (5000);
 }
 
@@ -655,7 +528,7 @@ func_data_destroy (gpointer data)
 static void
 test_apply_func (gconstpointer type)
 {
-  g_autoptr(FiberPool) pool = new_pool (type, 2);
+  g_autoptr(FiberPool) pool = pool_test_new (type, 2);
   g_autoptr(FiberApplyResult) result = NULL;
   g_autoptr(GError) error = NULL;
   FuncData data = { 0 };
@@ -674,11 +547,11 @@ test_apply_func (gconstpointer type)
       g_autoptr(GVariant) value = NULL;
 
       g_assert_no_error (error);
-      value = fiber_apply_result_get (result, GUARD_MSEC, &error);
+      value = fiber_apply_result_get (result, POOL_TEST_GUARD_MSEC, &error);
       g_assert_no_error (error);
       g_assert_cmpint (g_variant_get_int32 (value), ==, 42);
     }
-  close_and_join (pool);
+  pool_test_close_and_join (pool);
   g_clear_object (&result);
   g_clear_object (&pool);
   g_assert_cmpint (g_atomic_int_get (&data.destroyed), ==, 1);

@@ -26,42 +26,15 @@
 #include "fiber-process-pool-private.h"
 #include "fiber-worker-private.h"
 #include "fiber-test-util.h"
-
-/* Guards only: a healthy run takes a fraction of this. */
-#define GUARD_MSEC 60000
+#include "pool-test-util.h"
 
 /* In a worker of the wrong-authkey test: the file the first worker claims
  * to play a peer that does not know the authkey. */
 #define ENV_FAKE_MARKER "FIBER_TEST_FAKE_WORKER_MARKER"
 
-static const char *pool_types[] = { "process", "ndprocess" };
-
 /* ------------------------------------------------------------------------
  * Helpers
  * ------------------------------------------------------------------------ */
-
-static FiberPool *
-new_pool (const char *type,
-          guint       processes)
-{
-  g_autoptr(GError) error = NULL;
-  FiberPool *pool = fiber_pool_new (type, processes, &error);
-
-  g_assert_no_error (error);
-  g_assert_nonnull (pool);
-  return pool;
-}
-
-static void
-close_and_join (FiberPool *pool)
-{
-  g_autoptr(GError) error = NULL;
-
-  fiber_pool_close (pool);
-  g_assert_true (fiber_pool_join (pool, GUARD_MSEC, &error));
-  g_assert_no_error (error);
-  g_object_unref (pool);
-}
 
 /* The pool still computes the right thing. */
 static void
@@ -208,7 +181,7 @@ recv_frame (int fd,
 static void
 assert_dropped (int fd)
 {
-  gint64 deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
+  gint64 deadline = g_get_monotonic_time () + (gint64) POOL_TEST_GUARD_MSEC * 1000;
   char c;
 
   for (;;)
@@ -261,7 +234,7 @@ fake_worker_main (const char *marker)
                                g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, proof,
                                                           sizeof proof, 1)));
 
-  reply = recv_frame (fd, GUARD_MSEC);
+  reply = recv_frame (fd, POOL_TEST_GUARD_MSEC);
   if (reply == NULL)
     g_string_append (report, "no answer");
   else if (!_fiber_message_decode (reply, &type, &body, NULL))
@@ -297,7 +270,7 @@ fake_worker_main (const char *marker)
 static void
 test_unknown_task (gconstpointer data)
 {
-  FiberPool *pool = new_pool (data, 2);
+  FiberPool *pool = pool_test_new (data, 2);
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) result = NULL;
   g_autoptr(FiberApplyResult) ar = NULL;
@@ -315,7 +288,7 @@ test_unknown_task (gconstpointer data)
   g_clear_error (&error);
 
   ar = fiber_pool_apply_async (pool, "", NULL, NULL, NULL, NULL);
-  result = fiber_apply_result_get (ar, GUARD_MSEC, &error);
+  result = fiber_apply_result_get (ar, POOL_TEST_GUARD_MSEC, &error);
   g_assert_nonnull (error);
   g_assert_true (error->domain == FIBER_ERROR);
   g_assert_true (error->code == FIBER_ERROR_UNKNOWN_TASK ||
@@ -336,12 +309,12 @@ test_unknown_task (gconstpointer data)
   g_assert_no_error (error);
   for (guint i = 0; i < 3; i++)
     {
-      g_assert_false (fiber_map_result_next (mr, GUARD_MSEC, &index, NULL, &error));
+      g_assert_false (fiber_map_result_next (mr, POOL_TEST_GUARD_MSEC, &index, NULL, &error));
       g_assert_error (error, FIBER_ERROR, FIBER_ERROR_UNKNOWN_TASK);
       g_assert_cmpuint (index, ==, i);
       g_clear_error (&error);
     }
-  g_assert_false (fiber_map_result_next (mr, GUARD_MSEC, &index, NULL, &error));
+  g_assert_false (fiber_map_result_next (mr, POOL_TEST_GUARD_MSEC, &index, NULL, &error));
   g_assert_no_error (error);
 
   /* Wrong arguments to a real task. */
@@ -350,14 +323,14 @@ test_unknown_task (gconstpointer data)
   g_clear_error (&error);
 
   assert_pool_works (pool);
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
 static void
 test_bad_iterables (gconstpointer data)
 {
-  FiberPool *pool = new_pool (data, 1);
+  FiberPool *pool = pool_test_new (data, 1);
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) result = NULL;
   g_autoptr(FiberMapResult) mr = NULL;
@@ -376,7 +349,7 @@ test_bad_iterables (gconstpointer data)
   mr = fiber_pool_starmap_async (pool, "fiber.echo", g_variant_new_parsed ("['x', 'y']"), 1,
                                  NULL, NULL, NULL);
   g_assert_nonnull (mr);
-  result = fiber_map_result_get (mr, GUARD_MSEC, &error);
+  result = fiber_map_result_get (mr, POOL_TEST_GUARD_MSEC, &error);
   g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
 
@@ -396,7 +369,7 @@ test_bad_iterables (gconstpointer data)
     }
 
   assert_pool_works (pool);
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -405,7 +378,7 @@ test_bad_iterables (gconstpointer data)
 static void
 test_garbage_frames (gconstpointer data)
 {
-  FiberPool *pool = new_pool (data, 2);
+  FiberPool *pool = pool_test_new (data, 2);
   const char *endpoint = _fiber_process_pool_get_endpoint (FIBER_PROCESS_POOL (pool));
   g_autoptr(GArray) before = NULL;
   g_autoptr(GArray) after = NULL;
@@ -506,7 +479,7 @@ test_garbage_frames (gconstpointer data)
   /* A HELLO with an id the pool did not hand out: rejected, in words. */
   fd = unix_connect (endpoint);
   send_frame (fd, raw, size);
-  reply = recv_frame (fd, GUARD_MSEC);
+  reply = recv_frame (fd, POOL_TEST_GUARD_MSEC);
   g_assert_nonnull (reply);
   g_assert_true (_fiber_message_decode (reply, &type, &body, NULL));
   g_assert_cmpint (type, ==, FIBER_MESSAGE_REJECT);
@@ -529,7 +502,7 @@ test_garbage_frames (gconstpointer data)
   after = worker_pids (pool);
   g_assert_true (same_pids (before, after));
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -548,10 +521,10 @@ test_wrong_authkey (gconstpointer data)
   /* Workers inherit the environment: the first one to claim the marker
    * plays the impostor. */
   g_setenv (ENV_FAKE_MARKER, marker, TRUE);
-  pool = new_pool (data, 2);
+  pool = pool_test_new (data, 2);
 
   assert_pool_works (pool);
-  deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
+  deadline = g_get_monotonic_time () + (gint64) POOL_TEST_GUARD_MSEC * 1000;
   while (!g_file_test (marker, G_FILE_TEST_EXISTS))
     {
       g_assert_cmpint (g_get_monotonic_time (), <, deadline);
@@ -564,7 +537,7 @@ test_wrong_authkey (gconstpointer data)
   for (int i = 0; i < 5; i++)
     assert_pool_works (pool);
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   g_unsetenv (ENV_FAKE_MARKER);
   g_unlink (marker);
   g_unlink (claim);
@@ -647,7 +620,7 @@ test_bad_worker_command (gconstpointer data)
   g_assert_error (error, FIBER_ERROR, FIBER_ERROR_STATE);
   g_clear_error (&error);
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -665,17 +638,14 @@ test_process_bad_task_name (void)
   fiber_test_assert_no_leaks (2000);
 }
 
-static void
-add_typed (const char    *name,
-           GTestDataFunc  func)
-{
-  for (guint i = 0; i < G_N_ELEMENTS (pool_types); i++)
-    {
-      g_autofree char *path = g_strdup_printf ("/pool-badinput/%s/%s", pool_types[i], name);
-
-      g_test_add_data_func (path, pool_types[i], func);
-    }
-}
+static const PoolTestCase cases[] = {
+  { "unknown-task", test_unknown_task },
+  { "bad-iterables", test_bad_iterables },
+  { "garbage-frames", test_garbage_frames },
+  { "wrong-authkey", test_wrong_authkey },
+  { "bad-worker-command", test_bad_worker_command },
+  { "bad-initializer", test_bad_initializer },
+};
 
 int
 main (int    argc,
@@ -702,12 +672,7 @@ main (int    argc,
   fiber_test_init_environment ();
   g_test_init (&argc, &argv, NULL);
 
-  add_typed ("unknown-task", test_unknown_task);
-  add_typed ("bad-iterables", test_bad_iterables);
-  add_typed ("garbage-frames", test_garbage_frames);
-  add_typed ("wrong-authkey", test_wrong_authkey);
-  add_typed ("bad-worker-command", test_bad_worker_command);
-  add_typed ("bad-initializer", test_bad_initializer);
+  pool_test_add_typed_cases ("pool-badinput", cases, G_N_ELEMENTS (cases));
   g_test_add_func ("/pool-badinput/process-object/bad-task-name", test_process_bad_task_name);
 
   ret = g_test_run ();

@@ -20,41 +20,11 @@
 #include <unistd.h>
 
 #include "fiber-test-util.h"
-
-/* Guards only: a healthy run takes a fraction of this. */
-#define GUARD_MSEC 60000
-
-static const char *pool_types[] = { "process", "ndprocess" };
+#include "pool-test-util.h"
 
 /* ------------------------------------------------------------------------
  * Tasks (run in the workers)
  * ------------------------------------------------------------------------ */
-
-static gboolean
-append_line (const char  *path,
-             const char  *line,
-             GError     **error)
-{
-  int fd = open (path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  gsize len = strlen (line);
-  gssize written;
-
-  if (fd < 0)
-    {
-      int errsv = errno;
-      g_set_error (error, G_FILE_ERROR, g_file_error_from_errno (errsv),
-                   "open %s: %s", path, g_strerror (errsv));
-      return FALSE;
-    }
-  written = write (fd, line, len);
-  close (fd);
-  if (written != (gssize) len)
-    {
-      g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_IO, "short write to %s", path);
-      return FALSE;
-    }
-  return TRUE;
-}
 
 /* (si) log, i: logs i; fails for one item in twenty, else returns i * i. */
 static GVariant *
@@ -66,7 +36,7 @@ task_fail_some (GVariant *args, GCancellable *cancellable, gpointer data, GError
 
   g_variant_get (args, "(&si)", &log, &i);
   line = g_strdup_printf ("%d\n", i);
-  if (!append_line (log, line, error))
+  if (!pool_test_append_line (log, line, error))
     return NULL;
   if (i % 20 == 7)
     {
@@ -90,7 +60,7 @@ task_slow_square (GVariant *args, GCancellable *cancellable, gpointer data, GErr
   if (!fiber_sleep (seconds, cancellable, error))
     return NULL;
   line = g_strdup_printf ("%d\n", i);
-  if (!append_line (log, line, error))
+  if (!pool_test_append_line (log, line, error))
     return NULL;
   return g_variant_new_int32 (i * i);
 }
@@ -105,7 +75,7 @@ task_die_on (GVariant *args, GCancellable *cancellable, gpointer data, GError **
 
   g_variant_get (args, "(&sii)", &log, &i, &victim);
   line = g_strdup_printf ("%d\n", i);
-  if (!append_line (log, line, error))
+  if (!pool_test_append_line (log, line, error))
     return NULL;
   if (i == victim)
     raise (SIGKILL);
@@ -113,8 +83,8 @@ task_die_on (GVariant *args, GCancellable *cancellable, gpointer data, GError **
 }
 
 /* (ss) pool type, dir: makes a pool of two workers in a non-daemonic
- * process, writes the workers' pids to <dir>/pids, keeps them busy and
- * dies by SIGKILL. */
+ * process, writes the workers' pids to <dir>/pids, keeps them busy (both
+ * wrote their start marker in <dir>/tmp/started) and dies by SIGKILL. */
 static GVariant *
 task_pool_then_die (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
 {
@@ -122,11 +92,12 @@ task_pool_then_die (GVariant *args, GCancellable *cancellable, gpointer data, GE
   g_autofree char *tmp = NULL;
   g_autofree char *pids_path = NULL;
   g_autofree char *pids_tmp = NULL;
-  g_autofree char *log = NULL;
+  g_autofree char *started = NULL;
+  g_autofree char *marker = NULL;
   g_autoptr(GString) text = g_string_new (NULL);
   g_autoptr(GArray) children = NULL;
   g_autoptr(GVariant) results = NULL;
-  g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("a(sid)"));
+  g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("a(s)"));
   FiberPool *pool;
 
   g_variant_get (args, "(&s&s)", &type, &dir);
@@ -134,7 +105,9 @@ task_pool_then_die (GVariant *args, GCancellable *cancellable, gpointer data, GE
   tmp = g_build_filename (dir, "tmp", NULL);
   g_mkdir (tmp, 0700);
   g_setenv ("TMPDIR", tmp, TRUE);
-  log = g_build_filename (dir, "log", NULL);
+  started = g_build_filename (tmp, "started", NULL);
+  g_mkdir (started, 0700);
+  marker = g_build_filename (started, "busy", NULL);
 
   pool = fiber_pool_new (type, 2, error);
   if (pool == NULL)
@@ -147,12 +120,13 @@ task_pool_then_die (GVariant *args, GCancellable *cancellable, gpointer data, GE
   for (guint i = 0; i < children->len; i++)
     g_string_append_printf (text, "%d\n", (int) g_array_index (children, GPid, i));
 
-  /* Busy workers: a task that would take a minute each. */
+  /* Busy workers: a task that would take a minute each, running in both
+   * once their start markers are there. */
   for (int i = 0; i < 2; i++)
-    g_variant_builder_add (b, "(sid)", log, i, 60.0);
-  g_object_unref (fiber_pool_starmap_async (pool, "test.slow-square", g_variant_builder_end (b),
-                                            1, NULL, NULL, NULL));
-  g_usleep (100 * 1000);
+    g_variant_builder_add (b, "(s)", marker);
+  g_object_unref (fiber_pool_map_async (pool, "test.started-then-sleep", g_variant_builder_end (b),
+                                        1, NULL, NULL, NULL));
+  pool_test_wait_for_entries (started, 2);
 
   pids_path = g_build_filename (dir, "pids", NULL);
   pids_tmp = g_build_filename (dir, "pids.tmp", NULL);
@@ -171,7 +145,7 @@ task_block (GVariant *args, GCancellable *cancellable, gpointer data, GError **e
   double seconds;
 
   g_variant_get (args, "(&sd)", &log, &seconds);
-  if (!append_line (log, "0\n", error))
+  if (!pool_test_append_line (log, "0\n", error))
     return NULL;
   g_usleep ((gulong) (seconds * G_USEC_PER_SEC));
   return g_variant_new ("()");
@@ -248,6 +222,20 @@ count_lines (const char *log)
   return n;
 }
 
+/* Waits (within the guard) until the log holds at least @n lines. */
+static void
+wait_for_lines (const char *log,
+                guint       n)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) POOL_TEST_GUARD_MSEC * 1000;
+
+  while (count_lines (log) < n)
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_usleep (1000);
+    }
+}
+
 static FiberPool *
 new_pool (const char *type,
           guint       processes,
@@ -266,17 +254,6 @@ new_pool (const char *type,
                            NULL);
   g_assert_no_error (error);
   return FIBER_POOL (object);
-}
-
-static void
-close_and_join (FiberPool *pool)
-{
-  g_autoptr(GError) error = NULL;
-
-  fiber_pool_close (pool);
-  g_assert_true (fiber_pool_join (pool, GUARD_MSEC, &error));
-  g_assert_no_error (error);
-  g_object_unref (pool);
 }
 
 /* ------------------------------------------------------------------------
@@ -311,7 +288,7 @@ test_failing_items (Fixture       *fx,
       g_autoptr(GVariant) value = NULL;
       guint index = G_MAXUINT;
 
-      if (fiber_map_result_next (r, GUARD_MSEC, &index, &value, &item_error))
+      if (fiber_map_result_next (r, POOL_TEST_GUARD_MSEC, &index, &value, &item_error))
         {
           g_assert_cmpuint (index, ==, expected);
           g_assert_cmpuint (index % 20, !=, 7);
@@ -349,7 +326,7 @@ test_failing_items (Fixture       *fx,
   for (guint i = 0; i < n; i++)
     g_assert_cmpuint (g_array_index (counts, guint, i), ==, (i == 27 ? 2u : 1u));
 
-  close_and_join (pool);
+  pool_test_finish (pool);
 }
 
 static GPid
@@ -376,7 +353,6 @@ test_worker_killed (Fixture       *fx,
   g_autoptr(GArray) counts = NULL;
   g_autoptr(GArray) children = NULL;
   g_autoptr(GError) error = NULL;
-  gint64 deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
   guint twice = 0;
   GPid victim;
 
@@ -387,15 +363,11 @@ test_worker_killed (Fixture       *fx,
                                 NULL, NULL, NULL);
 
   /* Kill one worker once a third of the items are done. */
-  while (count_lines (fx->log) < n / 3)
-    {
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_usleep (1000);
-    }
+  wait_for_lines (fx->log, n / 3);
   victim = pick_worker ();
   g_assert_cmpint (kill (victim, SIGKILL), ==, 0);
 
-  results = fiber_map_result_get (r, GUARD_MSEC, &error);
+  results = fiber_map_result_get (r, POOL_TEST_GUARD_MSEC, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (g_variant_n_children (results), ==, n);
   for (guint i = 0; i < n; i++)
@@ -432,7 +404,7 @@ test_worker_killed (Fixture       *fx,
   for (guint i = 0; i < children->len; i++)
     g_assert_cmpint (g_array_index (children, GPid, i), !=, victim);
 
-  close_and_join (pool);
+  pool_test_finish (pool);
 }
 
 /* An item that kills every worker that runs it: it runs 1 + max-retries
@@ -459,7 +431,7 @@ test_max_retries (Fixture       *fx,
       g_autoptr(GError) item_error = NULL;
       g_autoptr(GVariant) item = NULL;
 
-      if (fiber_map_result_next (r, GUARD_MSEC, &index, &item, &item_error))
+      if (fiber_map_result_next (r, POOL_TEST_GUARD_MSEC, &index, &item, &item_error))
         {
           g_assert_cmpint (g_variant_get_int32 (item), ==, (gint32) index);
           n_ok++;
@@ -503,7 +475,7 @@ test_max_retries (Fixture       *fx,
   g_assert_no_error (error);
   g_assert_cmpint (g_variant_get_int32 (value), ==, 5);
 
-  close_and_join (pool);
+  pool_test_finish (pool);
 }
 
 /* max-retries 0: the item that took its worker down (the first of its
@@ -529,7 +501,7 @@ test_no_retries (Fixture       *fx,
       g_autoptr(GError) item_error = NULL;
       g_autoptr(GVariant) item = NULL;
 
-      if (fiber_map_result_next (r, GUARD_MSEC, &index, &item, &item_error))
+      if (fiber_map_result_next (r, POOL_TEST_GUARD_MSEC, &index, &item, &item_error))
         n_ok++;
       else if (item_error != NULL)
         {
@@ -545,7 +517,7 @@ test_no_retries (Fixture       *fx,
   counts = read_log_counts (fx->log, n);
   g_assert_cmpuint (g_array_index (counts, guint, victim), ==, 1);
 
-  close_and_join (pool);
+  pool_test_finish (pool);
 }
 
 /* Not resilient: the items of a lost worker fail at once. */
@@ -569,7 +541,7 @@ test_not_resilient (Fixture       *fx,
   value = fiber_pool_apply (pool, "fiber.echo", g_variant_new_int32 (5), &error);
   g_assert_no_error (error);
 
-  close_and_join (pool);
+  pool_test_finish (pool);
 }
 
 /* A worker that stops answering (SIGSTOP) is given up after five missed
@@ -591,7 +563,7 @@ test_worker_silent (Fixture       *fx,
   g_autoptr(FiberMapResult) r = NULL;
   g_autoptr(GVariant) results = NULL;
   g_autoptr(GArray) counts = NULL;
-  gint64 deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
+  gint64 deadline;
   guint twice = 0;
   GPid victim;
 
@@ -600,15 +572,11 @@ test_worker_silent (Fixture       *fx,
     g_variant_builder_add (b, "(sid)", fx->log, (gint32) i, 0.01);
   r = fiber_pool_starmap_async (pool, "test.slow-square", g_variant_builder_end (b), 1,
                                 NULL, NULL, NULL);
-  while (count_lines (fx->log) < 5)
-    {
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_usleep (1000);
-    }
+  wait_for_lines (fx->log, 5);
   victim = pick_worker ();
   g_assert_cmpint (kill (victim, SIGSTOP), ==, 0);
 
-  results = fiber_map_result_get (r, GUARD_MSEC, &error);
+  results = fiber_map_result_get (r, POOL_TEST_GUARD_MSEC, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (g_variant_n_children (results), ==, n);
   for (guint i = 0; i < n; i++)
@@ -628,14 +596,14 @@ test_worker_silent (Fixture       *fx,
   g_assert_cmpuint (twice, <=, 1);
 
   /* The frozen worker was killed (SIGKILL ends a stopped process too). */
-  deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
+  deadline = g_get_monotonic_time () + (gint64) POOL_TEST_GUARD_MSEC * 1000;
   while (fiber_test_pid_alive (victim))
     {
       g_assert_cmpint (g_get_monotonic_time (), <, deadline);
       g_usleep (5000);
     }
 
-  close_and_join (pool);
+  pool_test_finish (pool);
 }
 
 /* A task that blocks far longer than the liveness window (five missed
@@ -657,7 +625,6 @@ test_long_blocking_task (Fixture       *fx,
   g_autoptr(FiberApplyResult) r = NULL;
   g_autoptr(GArray) before = NULL;
   g_autoptr(GArray) after = NULL;
-  gint64 deadline;
 
   g_assert_no_error (error);
   before = fiber_test_list_children ();
@@ -668,14 +635,9 @@ test_long_blocking_task (Fixture       *fx,
 
   r = fiber_pool_apply_async (pool, "test.block", g_variant_new ("(sd)", fx->log, 0.6),
                               NULL, NULL, NULL);
-  deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
-  while (count_lines (fx->log) < 2)
-    {
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_usleep (1000);
-    }
+  wait_for_lines (fx->log, 2);
   fiber_pool_interrupt (pool);
-  value = fiber_apply_result_get (r, GUARD_MSEC, &error);
+  value = fiber_apply_result_get (r, POOL_TEST_GUARD_MSEC, &error);
   g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INTERRUPTED);
   g_clear_error (&error);
 
@@ -685,7 +647,7 @@ test_long_blocking_task (Fixture       *fx,
   g_assert_cmpint (g_array_index (after, GPid, 0), ==, g_array_index (before, GPid, 0));
   g_assert_cmpuint (count_lines (fx->log), ==, 2);
 
-  close_and_join (pool);
+  pool_test_finish (pool);
 }
 
 static void
@@ -728,14 +690,14 @@ test_owner_killed (Fixture       *fx,
   owner = fiber_process_new ("test.pool-then-die", g_variant_new ("(ss)", (const char *) data, fx->dir));
   g_assert_true (fiber_process_start (owner, &error));
   g_assert_no_error (error);
-  g_assert_true (fiber_process_join (owner, GUARD_MSEC));
+  g_assert_true (fiber_process_join (owner, POOL_TEST_GUARD_MSEC));
   g_assert_true (fiber_process_get_exitcode (owner, &exitcode));
   g_assert_cmpint (exitcode, ==, -SIGKILL);
 
   g_assert_true (g_file_get_contents (pids_path, &contents, NULL, NULL));
   lines = g_strsplit (contents, "\n", -1);
   g_assert_cmpuint (g_strv_length (lines), ==, 3);
-  deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
+  deadline = g_get_monotonic_time () + (gint64) POOL_TEST_GUARD_MSEC * 1000;
   for (guint i = 0; lines[i] != NULL && *lines[i] != '\0'; i++)
     {
       GPid pid = (GPid) g_ascii_strtoll (lines[i], NULL, 10);
@@ -759,17 +721,20 @@ test_owner_killed (Fixture       *fx,
   remove_tree (tmp);
 }
 
-static void
-add_typed (const char *name,
-           void      (*func) (Fixture *, gconstpointer))
+static const struct
 {
-  for (guint i = 0; i < G_N_ELEMENTS (pool_types); i++)
-    {
-      g_autofree char *path = g_strdup_printf ("/pool-resilience/%s/%s", pool_types[i], name);
-
-      g_test_add (path, Fixture, pool_types[i], fixture_setup, func, fixture_teardown);
-    }
-}
+  const char *name;
+  void      (*func) (Fixture *, gconstpointer);
+} cases[] = {
+  { "failing-items", test_failing_items },
+  { "worker-killed", test_worker_killed },
+  { "max-retries", test_max_retries },
+  { "no-retries", test_no_retries },
+  { "not-resilient", test_not_resilient },
+  { "worker-silent", test_worker_silent },
+  { "long-blocking-task", test_long_blocking_task },
+  { "owner-killed", test_owner_killed },
+};
 
 int
 main (int    argc,
@@ -783,20 +748,18 @@ main (int    argc,
   fiber_task_register ("test.die-on", task_die_on, NULL, NULL);
   fiber_task_register ("test.pool-then-die", task_pool_then_die, NULL, NULL);
   fiber_task_register ("test.block", task_block, NULL, NULL);
+  fiber_task_register ("test.started-then-sleep", pool_test_task_started_then_sleep, NULL, NULL);
 
   if (!fiber_init (&argc, &argv, &error))
     g_error ("fiber_init: %s", error->message);
   fiber_test_init_environment ();
   g_test_init (&argc, &argv, NULL);
 
-  add_typed ("failing-items", test_failing_items);
-  add_typed ("worker-killed", test_worker_killed);
-  add_typed ("max-retries", test_max_retries);
-  add_typed ("no-retries", test_no_retries);
-  add_typed ("not-resilient", test_not_resilient);
-  add_typed ("worker-silent", test_worker_silent);
-  add_typed ("long-blocking-task", test_long_blocking_task);
-  add_typed ("owner-killed", test_owner_killed);
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    pool_test_add_typed_full ("pool-resilience", cases[i].name, sizeof (Fixture),
+                              (GTestFixtureFunc) fixture_setup,
+                              (GTestFixtureFunc) cases[i].func,
+                              (GTestFixtureFunc) fixture_teardown);
 
   ret = g_test_run ();
   fiber_test_cleanup_environment ();

@@ -19,41 +19,13 @@
 #include <libglib-testing/signal-logger.h>
 
 #include "fiber-test-util.h"
-
-/* Guards only: a healthy run takes a fraction of this. */
-#define GUARD_MSEC 60000
+#include "pool-test-util.h"
 
 static const char *pool_types[] = { "process", "ndprocess" };
 
 /* ------------------------------------------------------------------------
  * Tasks (run in the workers)
  * ------------------------------------------------------------------------ */
-
-/* i → i * i */
-static GVariant *
-task_square (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
-{
-  gint32 x;
-
-  if (!g_variant_is_of_type (args, G_VARIANT_TYPE_INT32))
-    {
-      g_set_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
-                   "test.square expects i, got %s", g_variant_get_type_string (args));
-      return NULL;
-    }
-  x = g_variant_get_int32 (args);
-  return g_variant_new_int32 (x * x);
-}
-
-/* (ii) → a + b */
-static GVariant *
-task_add (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
-{
-  gint32 a, b;
-
-  g_variant_get (args, "(ii)", &a, &b);
-  return g_variant_new_int32 (a + b);
-}
 
 /* (id): sleeps d seconds, returns i (scrambles completion order) */
 static GVariant *
@@ -75,19 +47,6 @@ task_getpid (GVariant *args, GCancellable *cancellable, gpointer data, GError **
   return g_variant_new_int64 (getpid ());
 }
 
-static int
-count_files (const char *dir_path)
-{
-  g_autoptr(GDir) dir = g_dir_open (dir_path, 0, NULL);
-  int n = 0;
-
-  if (dir == NULL)
-    return -1;
-  while (g_dir_read_name (dir) != NULL)
-    n++;
-  return n;
-}
-
 /* (sui): creates <dir>/<i>, then waits until <dir> holds u files. */
 static GVariant *
 task_barrier (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
@@ -97,19 +56,19 @@ task_barrier (GVariant *args, GCancellable *cancellable, gpointer data, GError *
   gint32 index;
   g_autofree char *name = NULL;
   g_autofree char *path = NULL;
-  gint64 deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
+  gint64 deadline = g_get_monotonic_time () + (gint64) POOL_TEST_GUARD_MSEC * 1000;
 
   g_variant_get (args, "(&sui)", &dir, &parties, &index);
   name = g_strdup_printf ("%d", index);
   path = g_build_filename (dir, name, NULL);
   if (!g_file_set_contents (path, "", 0, error))
     return NULL;
-  while (count_files (dir) < (int) parties)
+  while (pool_test_count_entries (dir) < parties)
     {
       if (g_get_monotonic_time () > deadline)
         {
           g_set_error (error, FIBER_ERROR, FIBER_ERROR_TIMEOUT,
-                       "only %d of %u tasks started", count_files (dir), parties);
+                       "only %u of %u tasks started", pool_test_count_entries (dir), parties);
           return NULL;
         }
       g_usleep (2000);
@@ -168,7 +127,7 @@ task_start_child (GVariant *args, GCancellable *cancellable, gpointer data, GErr
 
   if (!fiber_process_start (child, error))
     return NULL;
-  if (!fiber_process_join (child, GUARD_MSEC))
+  if (!fiber_process_join (child, POOL_TEST_GUARD_MSEC))
     {
       fiber_process_terminate (child);
       fiber_process_join (child, -1);
@@ -196,7 +155,7 @@ task_nested_pool (GVariant *args, GCancellable *cancellable, gpointer data, GErr
   results = fiber_pool_map (pool, "test.square", g_variant_new_parsed ("[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"),
                             1, error);
   fiber_pool_close (pool);
-  if (!fiber_pool_join (pool, GUARD_MSEC, error) || results == NULL)
+  if (!fiber_pool_join (pool, POOL_TEST_GUARD_MSEC, error) || results == NULL)
     return NULL;
   for (gsize i = 0; i < g_variant_n_children (results); i++)
     {
@@ -208,22 +167,6 @@ task_nested_pool (GVariant *args, GCancellable *cancellable, gpointer data, GErr
   return g_variant_new_int32 (sum);
 }
 
-/* (s): creates the file <s>.<pid>, then sleeps (cancellably) for a minute. */
-static GVariant *
-task_started_then_sleep (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
-{
-  const char *path;
-  g_autofree char *mine = NULL;
-
-  g_variant_get (args, "(&s)", &path);
-  mine = g_strdup_printf ("%s.%d", path, (int) getpid ());
-  if (!g_file_set_contents (mine, "", 0, error))
-    return NULL;
-  if (!fiber_sleep (GUARD_MSEC / 1000.0, cancellable, error))
-    return NULL;
-  return g_variant_new ("()");
-}
-
 /* (s): "-" returns at once, anything else is started-then-sleep. */
 static GVariant *
 task_started_then_sleep_or_not (GVariant *args, GCancellable *cancellable, gpointer data, GError **error)
@@ -233,7 +176,7 @@ task_started_then_sleep_or_not (GVariant *args, GCancellable *cancellable, gpoin
   g_variant_get (args, "(&s)", &path);
   if (g_str_equal (path, "-"))
     return g_variant_new ("()");
-  return task_started_then_sleep (args, cancellable, data, error);
+  return pool_test_task_started_then_sleep (args, cancellable, data, error);
 }
 
 /* ------------------------------------------------------------------------
@@ -244,12 +187,8 @@ static FiberPool *
 new_pool (const char *type,
           guint       processes)
 {
-  g_autoptr(GError) error = NULL;
-  FiberPool *pool = fiber_pool_new (type, processes, &error);
+  FiberPool *pool = pool_test_new (type, processes);
 
-  g_assert_no_error (error);
-  g_assert_nonnull (pool);
-  g_assert_cmpstr (fiber_pool_get_pool_type (pool), ==, type);
   g_assert_cmpuint (fiber_pool_get_processes (pool), ==, processes);
   return pool;
 }
@@ -272,48 +211,6 @@ new_pool_with (const char *first_property,
   return FIBER_POOL (object);
 }
 
-static void
-close_and_join (FiberPool *pool)
-{
-  g_autoptr(GError) error = NULL;
-
-  fiber_pool_close (pool);
-  g_assert_true (fiber_pool_join (pool, GUARD_MSEC, &error));
-  g_assert_no_error (error);
-  g_object_unref (pool);
-}
-
-static GVariant *
-int_range (int n)
-{
-  g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("ai"));
-
-  for (int i = 0; i < n; i++)
-    g_variant_builder_add (b, "i", i);
-  return g_variant_builder_end (b);
-}
-
-static gint32
-av_int32 (GVariant *av,
-          gsize     i)
-{
-  g_autoptr(GVariant) boxed = g_variant_get_child_value (av, i);
-  g_autoptr(GVariant) value = g_variant_get_variant (boxed);
-
-  return g_variant_get_int32 (value);
-}
-
-static void
-assert_squares (GVariant *results,
-                int       n)
-{
-  g_assert_nonnull (results);
-  g_assert_cmpstr (g_variant_get_type_string (results), ==, "av");
-  g_assert_cmpuint (g_variant_n_children (results), ==, n);
-  for (int i = 0; i < n; i++)
-    g_assert_cmpint (av_int32 (results, i), ==, i * i);
-}
-
 /* ------------------------------------------------------------------------
  * Fiber's test_pool
  * ------------------------------------------------------------------------ */
@@ -328,9 +225,9 @@ test_map_small (gconstpointer data)
   results = fiber_pool_map (pool, "test.square", g_variant_new_parsed ("[1, 2, 3]"), 0, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (g_variant_n_children (results), ==, 3);
-  g_assert_cmpint (av_int32 (results, 0), ==, 1);
-  g_assert_cmpint (av_int32 (results, 1), ==, 4);
-  g_assert_cmpint (av_int32 (results, 2), ==, 9);
+  g_assert_cmpint (pool_test_av_int32 (results, 0), ==, 1);
+  g_assert_cmpint (pool_test_av_int32 (results, 1), ==, 4);
+  g_assert_cmpint (pool_test_av_int32 (results, 2), ==, 9);
   g_clear_pointer (&results, g_variant_unref);
 
   /* An empty input maps to an empty output. */
@@ -338,7 +235,7 @@ test_map_small (gconstpointer data)
   g_assert_no_error (error);
   g_assert_cmpuint (g_variant_n_children (results), ==, 0);
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -353,12 +250,12 @@ test_map_1000 (gconstpointer data)
       g_autoptr(GError) error = NULL;
       g_autoptr(GVariant) results = NULL;
 
-      results = fiber_pool_map (pool, "test.square", int_range (1000), chunksizes[c], &error);
+      results = fiber_pool_map (pool, "test.square", pool_test_int_array (0, 1000), chunksizes[c], &error);
       g_assert_no_error (error);
-      assert_squares (results, 1000);
+      pool_test_assert_squares (results, 1000);
     }
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -390,7 +287,7 @@ test_apply (gconstpointer data)
   g_assert_no_error (error);
   g_assert_true (g_variant_equal (result, g_variant_new_parsed ("('x', [1, 2])")));
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -432,7 +329,7 @@ set_flag (gpointer data)
 static void
 run_until_called (AsyncState *state)
 {
-  gint64 deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
+  gint64 deadline = g_get_monotonic_time () + (gint64) POOL_TEST_GUARD_MSEC * 1000;
   gboolean settled = FALSE;
   g_autoptr(GSource) timeout = NULL;
 
@@ -472,8 +369,8 @@ test_apply_async (gconstpointer data)
 
   /* The callbacks run only from the caller's context, never from the
    * pool's threads: nothing is called while the context is not iterated. */
-  g_assert_true (fiber_apply_result_wait (r1, GUARD_MSEC));
-  g_assert_true (fiber_apply_result_wait (r2, GUARD_MSEC));
+  g_assert_true (fiber_apply_result_wait (r1, POOL_TEST_GUARD_MSEC));
+  g_assert_true (fiber_apply_result_wait (r2, POOL_TEST_GUARD_MSEC));
   g_assert_cmpuint (ok.calls, ==, 0);
   g_assert_cmpuint (failed.calls, ==, 0);
 
@@ -502,7 +399,7 @@ test_apply_async (gconstpointer data)
 
   g_variant_unref (ok.value);
   g_error_free (failed.error);
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -529,7 +426,7 @@ test_imap (gconstpointer data)
   r = fiber_pool_imap (pool, "test.sleep-return", scrambled_items (20), 1, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (fiber_map_result_get_n_items (r), ==, 20);
-  while (fiber_map_result_next (r, GUARD_MSEC, &index, &value, &error))
+  while (fiber_map_result_next (r, POOL_TEST_GUARD_MSEC, &index, &value, &error))
     {
       g_assert_cmpuint (index, ==, expected);
       g_assert_cmpint (g_variant_get_int32 (value), ==, (gint32) expected);
@@ -540,7 +437,7 @@ test_imap (gconstpointer data)
   g_assert_cmpuint (expected, ==, 20);
   g_assert_cmpuint (fiber_map_result_get_n_completed (r), ==, 20);
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -556,7 +453,7 @@ test_imap_unordered (gconstpointer data)
 
   r = fiber_pool_imap_unordered (pool, "test.sleep-return", scrambled_items (20), 1, &error);
   g_assert_no_error (error);
-  while (fiber_map_result_next (r, GUARD_MSEC, &index, &value, &error))
+  while (fiber_map_result_next (r, POOL_TEST_GUARD_MSEC, &index, &value, &error))
     {
       gint32 v = g_variant_get_int32 (value);
 
@@ -571,7 +468,7 @@ test_imap_unordered (gconstpointer data)
   for (int i = 0; i < 20; i++)
     g_assert_true (g_hash_table_contains (seen, GINT_TO_POINTER (i + 1)));
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -594,10 +491,10 @@ test_starmap (gconstpointer data)
       g_assert_no_error (error);
       g_assert_cmpuint (g_variant_n_children (results), ==, 100);
       for (int i = 0; i < 100; i++)
-        g_assert_cmpint (av_int32 (results, i), ==, 3 * i);
+        g_assert_cmpint (pool_test_av_int32 (results, i), ==, 3 * i);
     }
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -638,11 +535,11 @@ test_closed (gconstpointer data)
   /* The async form reports it through its result. */
   ar = fiber_pool_apply_async (pool, "test.square", g_variant_new_int32 (3), NULL, NULL, NULL);
   g_assert_nonnull (ar);
-  result = fiber_apply_result_get (ar, GUARD_MSEC, &error);
+  result = fiber_apply_result_get (ar, POOL_TEST_GUARD_MSEC, &error);
   g_assert_error (error, FIBER_ERROR, FIBER_ERROR_CLOSED);
   g_clear_error (&error);
 
-  g_assert_true (fiber_pool_join (pool, GUARD_MSEC, &error));
+  g_assert_true (fiber_pool_join (pool, POOL_TEST_GUARD_MSEC, &error));
   g_assert_no_error (error);
 
   /* Still closed after join, and after terminate. */
@@ -661,7 +558,7 @@ test_terminate_fails_work (gconstpointer data)
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) result = NULL;
   g_autoptr(FiberMapResult) r = NULL;
-  g_autofree char *dir = g_dir_make_tmp ("fiber-test-XXXXXX", NULL);
+  g_autofree char *dir = pool_test_make_dir ();
   g_autofree char *marker = g_build_filename (dir, "started", NULL);
   g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("a(s)"));
 
@@ -669,8 +566,7 @@ test_terminate_fails_work (gconstpointer data)
     g_variant_builder_add (b, "(s)", marker);
   r = fiber_pool_map_async (pool, "test.started-then-sleep", g_variant_builder_end (b), 1,
                             NULL, NULL, NULL);
-  while (count_files (dir) < 2)
-    g_usleep (2000);
+  pool_test_wait_for_entries (dir, 2);
 
   /* terminate() returns once the workers are gone and every unfinished
    * item has failed. */
@@ -679,21 +575,11 @@ test_terminate_fails_work (gconstpointer data)
   result = fiber_map_result_get (r, 0, &error);
   g_assert_error (error, FIBER_ERROR, FIBER_ERROR_CLOSED);
   g_assert_null (result);
-  g_assert_true (fiber_pool_join (pool, GUARD_MSEC, NULL));
+  g_assert_true (fiber_pool_join (pool, POOL_TEST_GUARD_MSEC, NULL));
   g_object_unref (pool);
 
-  g_assert_cmpint (count_files (dir), ==, 2);
-  {
-    g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
-    const char *name;
-
-    while ((name = g_dir_read_name (d)) != NULL)
-      {
-        g_autofree char *path = g_build_filename (dir, name, NULL);
-        g_unlink (path);
-      }
-  }
-  g_rmdir (dir);
+  g_assert_cmpuint (pool_test_count_entries (dir), ==, 2);
+  pool_test_remove_dir (dir);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -705,7 +591,7 @@ test_nine_workers (gconstpointer data)
   FiberPool *pool = new_pool (data, 9);
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) results = NULL;
-  g_autofree char *dir = g_dir_make_tmp ("fiber-test-XXXXXX", NULL);
+  g_autofree char *dir = pool_test_make_dir ();
   g_autoptr(GVariantBuilder) b = g_variant_builder_new (G_VARIANT_TYPE ("a(sui)"));
 
   for (int i = 0; i < 9; i++)
@@ -718,12 +604,12 @@ test_nine_workers (gconstpointer data)
       g_autofree char *name = g_strdup_printf ("%d", i);
       g_autofree char *path = g_build_filename (dir, name, NULL);
 
-      g_assert_cmpint (av_int32 (results, i), ==, i);
+      g_assert_cmpint (pool_test_av_int32 (results, i), ==, i);
       g_assert_cmpint (g_unlink (path), ==, 0);
     }
   g_rmdir (dir);
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -744,7 +630,7 @@ test_apply_async_rounds (gconstpointer data)
       for (int k = 0; k < 5; k++)
         {
           g_autoptr(GError) error = NULL;
-          g_autoptr(GVariant) value = fiber_apply_result_get (r[k], GUARD_MSEC, &error);
+          g_autoptr(GVariant) value = fiber_apply_result_get (r[k], POOL_TEST_GUARD_MSEC, &error);
 
           g_assert_no_error (error);
           g_assert_cmpint (g_variant_get_int32 (value), ==, (round + k) * (round + k));
@@ -752,7 +638,7 @@ test_apply_async_rounds (gconstpointer data)
         }
     }
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -783,7 +669,7 @@ test_pi (gconstpointer data)
   /* The standard error is 0.0016: 0.01 is six of them. */
   g_assert_cmpfloat_with_epsilon (pi, G_PI, 0.01);
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -807,7 +693,7 @@ test_maxtasksperchild (gconstpointer data)
   gpointer key, value;
 
   g_assert_cmpuint (fiber_pool_get_processes (pool), ==, 2);
-  results = fiber_pool_map (pool, "test.getpid", int_range (12), 1, &error);
+  results = fiber_pool_map (pool, "test.getpid", pool_test_int_array (0, 12), 1, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (g_variant_n_children (results), ==, 12);
   for (gsize i = 0; i < 12; i++)
@@ -835,7 +721,7 @@ test_maxtasksperchild (gconstpointer data)
       g_free (key);
     }
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -860,7 +746,7 @@ test_initializer (gconstpointer data)
   g_assert_true (g_variant_equal (initargs, g_variant_new ("(s)", "initialized ✓")));
 
   /* Every worker ran it, replacements too (maxtasksperchild). */
-  results = fiber_pool_map (pool, "test.get-init", int_range (12), 1, &error);
+  results = fiber_pool_map (pool, "test.get-init", pool_test_int_array (0, 12), 1, &error);
   g_assert_no_error (error);
   for (gsize i = 0; i < 12; i++)
     {
@@ -870,7 +756,7 @@ test_initializer (gconstpointer data)
       g_assert_cmpstr (g_variant_get_string (value, NULL), ==, "initialized ✓");
     }
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -893,7 +779,7 @@ test_initializer_fails (gconstpointer data)
   g_assert_nonnull (strstr (error->message, "init broke"));
   g_assert_null (result);
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -916,7 +802,7 @@ test_result_thread_notify (gconstpointer data)
   g_object_get (pool, "result-thread", &value, NULL);
   g_assert_true (value);
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -969,7 +855,7 @@ test_daemonic_children (gconstpointer data)
         }
     }
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -978,37 +864,10 @@ test_daemonic_children (gconstpointer data)
  * ------------------------------------------------------------------------ */
 
 static void
-remove_dir (const char *dir)
-{
-  g_autoptr(GDir) d = g_dir_open (dir, 0, NULL);
-  const char *name;
-
-  while (d != NULL && (name = g_dir_read_name (d)) != NULL)
-    {
-      g_autofree char *path = g_build_filename (dir, name, NULL);
-      g_unlink (path);
-    }
-  g_rmdir (dir);
-}
-
-static void
-wait_for_files (const char *dir,
-                int         n)
-{
-  gint64 deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
-
-  while (count_files (dir) < n)
-    {
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_usleep (2000);
-    }
-}
-
-static void
 test_interrupt (gconstpointer data)
 {
   FiberPool *pool = new_pool (data, 2);
-  g_autofree char *dir = g_dir_make_tmp ("fiber-test-XXXXXX", NULL);
+  g_autofree char *dir = pool_test_make_dir ();
   g_autofree char *marker = g_build_filename (dir, "running", NULL);
   FiberApplyResult *running[2];
   g_autoptr(FiberApplyResult) queued = NULL;
@@ -1019,7 +878,7 @@ test_interrupt (gconstpointer data)
   for (int i = 0; i < 2; i++)
     running[i] = fiber_pool_apply_async (pool, "test.started-then-sleep",
                                          g_variant_new ("(s)", marker), NULL, NULL, NULL);
-  wait_for_files (dir, 2);
+  pool_test_wait_for_entries (dir, 2);
   /* Queued behind them, not running: the interrupt leaves it alone. */
   queued = fiber_pool_apply_async (pool, "test.square", g_variant_new_int32 (5),
                                    NULL, NULL, NULL);
@@ -1029,7 +888,7 @@ test_interrupt (gconstpointer data)
   for (int i = 0; i < 2; i++)
     {
       g_autoptr(GError) local_error = NULL;
-      g_autoptr(GVariant) value = fiber_apply_result_get (running[i], GUARD_MSEC, &local_error);
+      g_autoptr(GVariant) value = fiber_apply_result_get (running[i], POOL_TEST_GUARD_MSEC, &local_error);
 
       g_assert_error (local_error, FIBER_ERROR, FIBER_ERROR_INTERRUPTED);
       g_assert_null (value);
@@ -1037,15 +896,15 @@ test_interrupt (gconstpointer data)
     }
   g_test_message ("both running tasks failed %.1f ms after interrupt()",
                   (g_get_monotonic_time () - start) / 1000.0);
-  result = fiber_apply_result_get (queued, GUARD_MSEC, &error);
+  result = fiber_apply_result_get (queued, POOL_TEST_GUARD_MSEC, &error);
   g_assert_no_error (error);
   g_assert_cmpint (g_variant_get_int32 (result), ==, 25);
   g_clear_pointer (&result, g_variant_unref);
 
   /* The pool stays usable: the same workers serve on. */
-  result = fiber_pool_map (pool, "test.square", int_range (50), 1, &error);
+  result = fiber_pool_map (pool, "test.square", pool_test_int_array (0, 50), 1, &error);
   g_assert_no_error (error);
-  assert_squares (result, 50);
+  pool_test_assert_squares (result, 50);
 
   /* A worker holding a whole chunk: only the item it runs is
    * interrupted, the rest of the chunk runs as usual. */
@@ -1060,14 +919,14 @@ test_interrupt (gconstpointer data)
       g_variant_builder_add (b, "v", g_variant_new ("(s)", "-"));
     mr = fiber_pool_imap (pool, "test.started-then-sleep-or-not", g_variant_builder_end (b), 8, &error);
     g_assert_no_error (error);
-    wait_for_files (dir, 3);
+    pool_test_wait_for_entries (dir, 3);
     fiber_pool_interrupt (pool);
     for (;;)
       {
         g_autoptr(GError) item_error = NULL;
         g_autoptr(GVariant) value = NULL;
 
-        if (fiber_map_result_next (mr, GUARD_MSEC, &index, &value, &item_error))
+        if (fiber_map_result_next (mr, POOL_TEST_GUARD_MSEC, &index, &value, &item_error))
           n_ok++;
         else if (item_error != NULL)
           {
@@ -1087,8 +946,8 @@ test_interrupt (gconstpointer data)
   g_assert_no_error (error);
   g_assert_cmpint (g_variant_get_int32 (result), ==, 36);
 
-  close_and_join (pool);
-  remove_dir (dir);
+  pool_test_finish (pool);
+  pool_test_remove_dir (dir);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -1097,7 +956,7 @@ static void
 test_interrupt_subprocess (gconstpointer data)
 {
   FiberPool *pool = new_pool (data, 1);
-  g_autofree char *dir = g_dir_make_tmp ("fiber-test-XXXXXX", NULL);
+  g_autofree char *dir = pool_test_make_dir ();
   g_autofree char *pidfile = g_build_filename (dir, "pid", NULL);
   g_autofree char *script = g_strdup_printf ("echo $$ > '%s.tmp' && mv '%s.tmp' '%s' && exec sleep 60",
                                              pidfile, pidfile, pidfile);
@@ -1111,7 +970,7 @@ test_interrupt_subprocess (gconstpointer data)
 
   r = fiber_pool_apply_async (pool, "fiber.subprocess", g_variant_new ("(^as)", argv),
                               NULL, NULL, NULL);
-  deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
+  deadline = g_get_monotonic_time () + (gint64) POOL_TEST_GUARD_MSEC * 1000;
   while (!g_file_get_contents (pidfile, &text, NULL, NULL))
     {
       g_assert_cmpint (g_get_monotonic_time (), <, deadline);
@@ -1121,20 +980,20 @@ test_interrupt_subprocess (gconstpointer data)
   g_assert_cmpint (pid, >, 0);
 
   fiber_pool_interrupt (pool);
-  value = fiber_apply_result_get (r, GUARD_MSEC, &error);
+  value = fiber_apply_result_get (r, POOL_TEST_GUARD_MSEC, &error);
   g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INTERRUPTED);
   g_assert_null (value);
 
   /* The command was stopped and reaped, not left running. */
-  deadline = g_get_monotonic_time () + (gint64) GUARD_MSEC * 1000;
+  deadline = g_get_monotonic_time () + (gint64) POOL_TEST_GUARD_MSEC * 1000;
   while (fiber_test_pid_alive (pid))
     {
       g_assert_cmpint (g_get_monotonic_time (), <, deadline);
       g_usleep (5000);
     }
 
-  close_and_join (pool);
-  remove_dir (dir);
+  pool_test_finish (pool);
+  pool_test_remove_dir (dir);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -1146,7 +1005,7 @@ test_cancel_queued (gconstpointer data)
   FiberPool *pool = new_pool (data, 1);
   g_autoptr(GMainContext) context = g_main_context_new ();
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
-  g_autofree char *dir = g_dir_make_tmp ("fiber-test-XXXXXX", NULL);
+  g_autofree char *dir = pool_test_make_dir ();
   g_autofree char *busy = g_build_filename (dir, "busy", NULL);
   g_autofree char *never = g_build_filename (dir, "never", NULL);
   AsyncState state = { context, g_thread_self (), 0, NULL, NULL };
@@ -1158,7 +1017,7 @@ test_cancel_queued (gconstpointer data)
   g_main_context_push_thread_default (context);
   running = fiber_pool_apply_async (pool, "test.started-then-sleep", g_variant_new ("(s)", busy),
                                     NULL, NULL, NULL);
-  wait_for_files (dir, 1);
+  pool_test_wait_for_entries (dir, 1);
   queued = fiber_pool_apply_async (pool, "test.started-then-sleep", g_variant_new ("(s)", never),
                                    cancellable, apply_done, &state);
   g_cancellable_cancel (cancellable);
@@ -1169,7 +1028,7 @@ test_cancel_queued (gconstpointer data)
   g_clear_error (&state.error);
 
   fiber_pool_interrupt (pool);
-  value = fiber_apply_result_get (running, GUARD_MSEC, &error);
+  value = fiber_apply_result_get (running, POOL_TEST_GUARD_MSEC, &error);
   g_assert_error (error, FIBER_ERROR, FIBER_ERROR_INTERRUPTED);
   g_clear_error (&error);
 
@@ -1177,10 +1036,10 @@ test_cancel_queued (gconstpointer data)
    * would have run before this one. */
   value = fiber_pool_apply (pool, "test.square", g_variant_new_int32 (4), &error);
   g_assert_no_error (error);
-  g_assert_cmpint (count_files (dir), ==, 1);
+  g_assert_cmpuint (pool_test_count_entries (dir), ==, 1);
 
-  close_and_join (pool);
-  remove_dir (dir);
+  pool_test_finish (pool);
+  pool_test_remove_dir (dir);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -1190,7 +1049,7 @@ static void
 test_join_timeout_dispose (gconstpointer data)
 {
   FiberPool *pool = new_pool (data, 2);
-  g_autofree char *dir = g_dir_make_tmp ("fiber-test-XXXXXX", NULL);
+  g_autofree char *dir = pool_test_make_dir ();
   g_autofree char *marker = g_build_filename (dir, "running", NULL);
   g_autoptr(FiberApplyResult) r = NULL;
   g_autoptr(GVariant) value = NULL;
@@ -1198,7 +1057,7 @@ test_join_timeout_dispose (gconstpointer data)
 
   r = fiber_pool_apply_async (pool, "test.started-then-sleep", g_variant_new ("(s)", marker),
                               NULL, NULL, NULL);
-  wait_for_files (dir, 1);
+  pool_test_wait_for_entries (dir, 1);
   fiber_pool_close (pool);
   g_assert_false (fiber_pool_join (pool, 50, &error));
   g_assert_error (error, FIBER_ERROR, FIBER_ERROR_TIMEOUT);
@@ -1208,11 +1067,11 @@ test_join_timeout_dispose (gconstpointer data)
   /* The last reference goes while the task runs: the workers are stopped,
    * the call fails instead of hanging. */
   g_object_unref (pool);
-  value = fiber_apply_result_get (r, GUARD_MSEC, &error);
+  value = fiber_apply_result_get (r, POOL_TEST_GUARD_MSEC, &error);
   g_assert_nonnull (error);
   g_assert_null (value);
 
-  remove_dir (dir);
+  pool_test_remove_dir (dir);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -1250,7 +1109,7 @@ test_large_payload (gconstpointer data)
       g_assert_true (g_variant_equal (item, args));
     }
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -1277,7 +1136,7 @@ map_in_thread (gpointer data)
       g_assert_no_error (error);
       g_assert_cmpuint (g_variant_n_children (results), ==, 200);
       for (int i = 0; i < 200; i++)
-        g_assert_cmpint (av_int32 (results, i), ==, (job->offset + i) * (job->offset + i));
+        g_assert_cmpint (pool_test_av_int32 (results, i), ==, (job->offset + i) * (job->offset + i));
     }
   return NULL;
 }
@@ -1299,7 +1158,7 @@ test_threads (gconstpointer data)
   for (int t = 0; t < 4; t++)
     g_thread_join (threads[t]);
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -1311,7 +1170,7 @@ test_callback_once_on_terminate (gconstpointer data)
 {
   FiberPool *pool = new_pool (data, 1);
   g_autoptr(GMainContext) context = g_main_context_new ();
-  g_autofree char *dir = g_dir_make_tmp ("fiber-test-XXXXXX", NULL);
+  g_autofree char *dir = pool_test_make_dir ();
   g_autofree char *marker = g_build_filename (dir, "running", NULL);
   AsyncState running = { context, g_thread_self (), 0, NULL, NULL };
   AsyncState queued = { context, g_thread_self (), 0, NULL, NULL };
@@ -1325,7 +1184,7 @@ test_callback_once_on_terminate (gconstpointer data)
                                NULL, apply_done, &running);
   r2 = fiber_pool_apply_async (pool, "test.square", g_variant_new_int32 (3),
                                NULL, apply_done, &queued);
-  wait_for_files (dir, 1);
+  pool_test_wait_for_entries (dir, 1);
   fiber_pool_terminate (pool);
   run_until_called (&running);
   run_until_called (&queued);
@@ -1355,7 +1214,7 @@ test_callback_once_on_terminate (gconstpointer data)
       g_clear_error (&orphan.error);
     }
 
-  remove_dir (dir);
+  pool_test_remove_dir (dir);
   fiber_test_assert_no_leaks (2000);
 }
 
@@ -1377,7 +1236,7 @@ test_no_fd_leak (gconstpointer data)
   guint before, after;
 
   /* a first pool sets up whatever the process keeps for good */
-  close_and_join (new_pool (data, 2));
+  pool_test_finish (new_pool (data, 2));
   before = count_fds ();
   for (int i = 0; i < 8; i++)
     {
@@ -1385,10 +1244,10 @@ test_no_fd_leak (gconstpointer data)
       g_autoptr(GError) error = NULL;
       g_autoptr(GVariant) results = NULL;
 
-      results = fiber_pool_map (pool, "test.square", int_range (10), 1, &error);
+      results = fiber_pool_map (pool, "test.square", pool_test_int_array (0, 10), 1, &error);
       g_assert_no_error (error);
       if (i % 2 == 0)
-        close_and_join (pool);
+        pool_test_finish (pool);
       else
         {
           fiber_pool_terminate (pool);
@@ -1416,7 +1275,7 @@ test_lifecycle_edges (gconstpointer data)
   result = fiber_pool_apply (pool, "test.square", g_variant_new_int32 (11), &error);
   g_assert_no_error (error);
   g_assert_cmpint (g_variant_get_int32 (result), ==, 121);
-  close_and_join (pool);
+  pool_test_finish (pool);
 
   /* closed at once: queued work still runs */
   pool = new_pool (data, 3);
@@ -1427,18 +1286,18 @@ test_lifecycle_edges (gconstpointer data)
     g_autoptr(GVariant) value = NULL;
 
     fiber_pool_close (pool);
-    value = fiber_apply_result_get (r, GUARD_MSEC, &error);
+    value = fiber_apply_result_get (r, POOL_TEST_GUARD_MSEC, &error);
     g_assert_no_error (error);
     g_assert_cmpint (g_variant_get_int32 (value), ==, 25);
   }
-  g_assert_true (fiber_pool_join (pool, GUARD_MSEC, &error));
+  g_assert_true (fiber_pool_join (pool, POOL_TEST_GUARD_MSEC, &error));
   g_assert_no_error (error);
   g_object_unref (pool);
 
   /* closed with nothing to do, terminated, dropped: all before the
    * workers said HELLO */
   pool = new_pool (data, 3);
-  close_and_join (pool);
+  pool_test_finish (pool);
   pool = new_pool (data, 3);
   fiber_pool_terminate (pool);
   g_object_unref (pool);
@@ -1450,7 +1309,7 @@ test_lifecycle_edges (gconstpointer data)
   fiber_pool_terminate (pool);
   fiber_pool_close (pool);
   fiber_pool_terminate (pool);
-  g_assert_true (fiber_pool_join (pool, GUARD_MSEC, &error));
+  g_assert_true (fiber_pool_join (pool, POOL_TEST_GUARD_MSEC, &error));
   g_assert_true (fiber_pool_join (pool, 0, &error));
   g_assert_no_error (error);
   g_object_unref (pool);
@@ -1474,7 +1333,7 @@ test_sigint_group (gconstpointer data)
 {
   struct sigaction action = { 0 }, old_action;
   FiberPool *pool = NULL;
-  g_autofree char *dir = g_dir_make_tmp ("fiber-test-XXXXXX", NULL);
+  g_autofree char *dir = pool_test_make_dir ();
   g_autofree char *marker = g_build_filename (dir, "running", NULL);
   g_autoptr(GArray) children = NULL;
   FiberApplyResult *running[2];
@@ -1494,7 +1353,7 @@ test_sigint_group (gconstpointer data)
   for (int i = 0; i < 2; i++)
     running[i] = fiber_pool_apply_async (pool, "test.started-then-sleep",
                                          g_variant_new ("(s)", marker), NULL, NULL, NULL);
-  wait_for_files (dir, 2);
+  pool_test_wait_for_entries (dir, 2);
 
   /* The workers are in our group. */
   children = fiber_test_list_children ();
@@ -1507,7 +1366,7 @@ test_sigint_group (gconstpointer data)
   for (int i = 0; i < 2; i++)
     {
       g_autoptr(GError) local_error = NULL;
-      g_autoptr(GVariant) value = fiber_apply_result_get (running[i], GUARD_MSEC, &local_error);
+      g_autoptr(GVariant) value = fiber_apply_result_get (running[i], POOL_TEST_GUARD_MSEC, &local_error);
 
       g_assert_error (local_error, FIBER_ERROR, FIBER_ERROR_INTERRUPTED);
       g_assert_null (value);
@@ -1515,17 +1374,17 @@ test_sigint_group (gconstpointer data)
     }
   g_assert_true (sigint_seen);
 
-  result = fiber_pool_map (pool, "test.square", int_range (20), 1, &error);
+  result = fiber_pool_map (pool, "test.square", pool_test_int_array (0, 20), 1, &error);
   g_assert_no_error (error);
-  assert_squares (result, 20);
+  pool_test_assert_squares (result, 20);
   g_clear_pointer (&result, g_variant_unref);
 
   /* Idle workers shrug a SIGINT off: the same two serve on. */
   g_assert_cmpint (kill (-getpgrp (), SIGINT), ==, 0);
   g_usleep (100 * 1000);
-  result = fiber_pool_map (pool, "test.square", int_range (20), 1, &error);
+  result = fiber_pool_map (pool, "test.square", pool_test_int_array (0, 20), 1, &error);
   g_assert_no_error (error);
-  assert_squares (result, 20);
+  pool_test_assert_squares (result, 20);
   {
     g_autoptr(GArray) now = fiber_test_list_children ();
 
@@ -1534,23 +1393,41 @@ test_sigint_group (gconstpointer data)
       g_assert_cmpint (g_array_index (now, GPid, i), ==, g_array_index (children, GPid, i));
   }
 
-  close_and_join (pool);
+  pool_test_finish (pool);
   sigaction (SIGINT, &old_action, NULL);
-  remove_dir (dir);
+  pool_test_remove_dir (dir);
   fiber_test_assert_no_leaks (2000);
 }
 
-static void
-add_typed (const char    *name,
-           GTestDataFunc  func)
-{
-  for (guint i = 0; i < G_N_ELEMENTS (pool_types); i++)
-    {
-      g_autofree char *path = g_strdup_printf ("/pool/%s/%s", pool_types[i], name);
-
-      g_test_add_data_func (path, pool_types[i], func);
-    }
-}
+static const PoolTestCase cases[] = {
+  { "map-small", test_map_small },
+  { "map-1000", test_map_1000 },
+  { "apply", test_apply },
+  { "apply-async", test_apply_async },
+  { "imap", test_imap },
+  { "imap-unordered", test_imap_unordered },
+  { "starmap", test_starmap },
+  { "closed", test_closed },
+  { "terminate", test_terminate_fails_work },
+  { "nine-workers", test_nine_workers },
+  { "apply-async-rounds", test_apply_async_rounds },
+  { "pi", test_pi },
+  { "maxtasksperchild", test_maxtasksperchild },
+  { "initializer", test_initializer },
+  { "initializer-fails", test_initializer_fails },
+  { "result-thread-notify", test_result_thread_notify },
+  { "daemonic-children", test_daemonic_children },
+  { "interrupt", test_interrupt },
+  { "interrupt-subprocess", test_interrupt_subprocess },
+  { "cancel-queued", test_cancel_queued },
+  { "callback-once-on-terminate", test_callback_once_on_terminate },
+  { "join-timeout-dispose", test_join_timeout_dispose },
+  { "large-payload", test_large_payload },
+  { "threads", test_threads },
+  { "no-fd-leak", test_no_fd_leak },
+  { "lifecycle-edges", test_lifecycle_edges },
+  { "sigint-group", test_sigint_group },
+};
 
 int
 main (int    argc,
@@ -1559,8 +1436,8 @@ main (int    argc,
   g_autoptr(GError) error = NULL;
   int ret;
 
-  fiber_task_register ("test.square", task_square, NULL, NULL);
-  fiber_task_register ("test.add", task_add, NULL, NULL);
+  fiber_task_register ("test.square", pool_test_task_square, NULL, NULL);
+  fiber_task_register ("test.add", pool_test_task_add, NULL, NULL);
   fiber_task_register ("test.sleep-return", task_sleep_return, NULL, NULL);
   fiber_task_register ("test.getpid", task_getpid, NULL, NULL);
   fiber_task_register ("test.barrier", task_barrier, NULL, NULL);
@@ -1569,7 +1446,7 @@ main (int    argc,
   fiber_task_register ("test.get-init", task_get_init, NULL, NULL);
   fiber_task_register ("test.start-child", task_start_child, NULL, NULL);
   fiber_task_register ("test.nested-pool", task_nested_pool, NULL, NULL);
-  fiber_task_register ("test.started-then-sleep", task_started_then_sleep, NULL, NULL);
+  fiber_task_register ("test.started-then-sleep", pool_test_task_started_then_sleep, NULL, NULL);
   fiber_task_register ("test.started-then-sleep-or-not", task_started_then_sleep_or_not, NULL, NULL);
 
   if (!fiber_init (&argc, &argv, &error))
@@ -1577,33 +1454,7 @@ main (int    argc,
   fiber_test_init_environment ();
   g_test_init (&argc, &argv, NULL);
 
-  add_typed ("map-small", test_map_small);
-  add_typed ("map-1000", test_map_1000);
-  add_typed ("apply", test_apply);
-  add_typed ("apply-async", test_apply_async);
-  add_typed ("imap", test_imap);
-  add_typed ("imap-unordered", test_imap_unordered);
-  add_typed ("starmap", test_starmap);
-  add_typed ("closed", test_closed);
-  add_typed ("terminate", test_terminate_fails_work);
-  add_typed ("nine-workers", test_nine_workers);
-  add_typed ("apply-async-rounds", test_apply_async_rounds);
-  add_typed ("pi", test_pi);
-  add_typed ("maxtasksperchild", test_maxtasksperchild);
-  add_typed ("initializer", test_initializer);
-  add_typed ("initializer-fails", test_initializer_fails);
-  add_typed ("result-thread-notify", test_result_thread_notify);
-  add_typed ("daemonic-children", test_daemonic_children);
-  add_typed ("interrupt", test_interrupt);
-  add_typed ("interrupt-subprocess", test_interrupt_subprocess);
-  add_typed ("cancel-queued", test_cancel_queued);
-  add_typed ("callback-once-on-terminate", test_callback_once_on_terminate);
-  add_typed ("join-timeout-dispose", test_join_timeout_dispose);
-  add_typed ("large-payload", test_large_payload);
-  add_typed ("threads", test_threads);
-  add_typed ("no-fd-leak", test_no_fd_leak);
-  add_typed ("lifecycle-edges", test_lifecycle_edges);
-  add_typed ("sigint-group", test_sigint_group);
+  pool_test_add_typed_cases ("pool", cases, G_N_ELEMENTS (cases));
 
   ret = g_test_run ();
   fiber_test_cleanup_environment ();
