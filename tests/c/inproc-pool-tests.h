@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "fiber-test-util.h"
+#include "pool-test-util.h"
 
 /* Creates the pool type under test with @processes workers. */
 static FiberPool *(*make_pool) (guint processes);
@@ -21,15 +22,6 @@ static int max_blocking;    /* atomic: the most test.block tasks seen running at
 static int n_initialized;   /* atomic: test.init calls */
 
 /* ---- tasks ------------------------------------------------------------------- */
-
-static GVariant *
-task_add (GVariant *args, GCancellable *cancellable, gpointer user_data, GError **error)
-{
-  gint32 a, b;
-
-  g_variant_get (args, "(ii)", &a, &b);
-  return g_variant_new_int32 (a + b);
-}
 
 static GVariant *
 task_maybe_fail (GVariant *args, GCancellable *cancellable, gpointer user_data, GError **error)
@@ -70,7 +62,7 @@ task_init (GVariant *args, GCancellable *cancellable, gpointer user_data, GError
 static void
 register_inproc_pool_tasks (void)
 {
-  fiber_task_register ("test.add", task_add, NULL, NULL);
+  fiber_task_register ("test.add", pool_test_task_add, NULL, NULL);
   fiber_task_register ("test.maybe-fail", task_maybe_fail, NULL, NULL);
   fiber_task_register ("test.block", task_block, NULL, NULL);
   fiber_task_register ("test.init", task_init, NULL, NULL);
@@ -78,37 +70,10 @@ register_inproc_pool_tasks (void)
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-static GVariant *
-int_array (guint first,
-           guint n)
-{
-  GVariantBuilder b;
-
-  g_variant_builder_init (&b, G_VARIANT_TYPE ("ai"));
-  for (guint i = 0; i < n; i++)
-    g_variant_builder_add (&b, "i", (gint32) (first + i));
-  return g_variant_builder_end (&b);
-}
-
-static gint32
-av_int (GVariant *av,
-        guint     i)
-{
-  g_autoptr(GVariant) boxed = g_variant_get_child_value (av, i);
-  g_autoptr(GVariant) inner = g_variant_get_variant (boxed);
-
-  return g_variant_get_int32 (inner);
-}
-
-static void
-close_and_join (FiberPool *pool)
-{
-  g_autoptr(GError) error = NULL;
-
-  fiber_pool_close (pool);
-  g_assert_true (fiber_pool_join (pool, 30000, &error));
-  g_assert_no_error (error);
-}
+/* The short names the including tests use for the shared helpers. */
+#define int_array      pool_test_int_array
+#define av_int         pool_test_av_int32
+#define close_and_join pool_test_close_and_join
 
 static void
 wait_for_blocking (int n)
