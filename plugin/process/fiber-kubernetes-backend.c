@@ -10,9 +10,8 @@
 
 #include "fiber-error.h"
 #include "fiber-init-private.h"
-#include "fiber-job-private.h"
 #include "fiber-kubernetes-backend.h"
-#include "fiber-rest-client-private.h"
+#include "fiber-remote-backend-private.h"
 
 /**
  * FiberKubernetesBackend:
@@ -55,43 +54,24 @@
 #define MANAGED_BY_LABEL "app.kubernetes.io/managed-by"
 #define CONTAINER_NAME "worker"
 
-typedef struct
-{
-  char     *name;
-  gboolean  cancel_requested;   /* under the backend lock */
-} KubeJob;
-
 struct _FiberKubernetesBackend
 {
   GObject          parent_instance;
 
-  /* Construct-only: the connection. */
-  char            *url;
-  char            *token;
-  char            *token_file;
-  char            *ca_file;
-  guint            request_timeout;
+  FiberRemoteCore  core;             /* the common settings, the live jobs */
 
-  /* Job settings, under @lock. */
-  GMutex           lock;
+  /* Construct-only: the connection. */
+  char            *ca_file;
+
+  /* Job settings, under @core.lock. */
   char            *namespace;
   char            *image;
   char            *image_pull_policy;
-  char           **environment;
-  char            *working_directory;
-  char            *worker_command;
   char            *service_account;
-  char            *listen_address;
-  guint            time_limit;
-  guint64          memory;
   guint            ttl_after_finished;
-  guint            poll_interval;
 
   char            *instance;         /* label value, fixed */
   char            *resolved_namespace;
-  FiberRestClient *client;           /* created at first use */
-  GSource         *monitor;          /* on the client thread */
-  GPtrArray       *live;             /* (element-type FiberJob): not ended */
   gboolean         poll_in_flight;   /* client thread only */
   JsonNode        *polled_jobs;      /* client thread only: the JobList */
 };
@@ -103,24 +83,12 @@ G_DEFINE_FINAL_TYPE_WITH_CODE (FiberKubernetesBackend, fiber_kubernetes_backend,
                                                       fiber_kubernetes_backend_iface_init))
 
 enum {
-  PROP_0,
-  PROP_URL,
-  PROP_TOKEN,
-  PROP_TOKEN_FILE,
-  PROP_CA_FILE,
-  PROP_REQUEST_TIMEOUT,
+  PROP_CA_FILE = FIBER_REMOTE_N_PROPS,
   PROP_NAMESPACE,
   PROP_IMAGE,
   PROP_IMAGE_PULL_POLICY,
-  PROP_ENVIRONMENT,
-  PROP_WORKING_DIRECTORY,
-  PROP_WORKER_COMMAND,
   PROP_SERVICE_ACCOUNT,
-  PROP_LISTEN_ADDRESS,
-  PROP_TIME_LIMIT,
-  PROP_MEMORY,
   PROP_TTL_AFTER_FINISHED,
-  PROP_POLL_INTERVAL,
   N_PROPS
 };
 
@@ -231,19 +199,19 @@ dup_client (FiberKubernetesBackend  *self,
   g_autofree char *resolved_namespace = NULL;
   FiberRestClient *result;
 
-  g_mutex_lock (&self->lock);
-  if (self->client != NULL)
+  g_mutex_lock (&self->core.lock);
+  if (self->core.client != NULL)
     {
-      result = g_object_ref (self->client);
+      result = g_object_ref (self->core.client);
       *namespace = g_strdup (self->resolved_namespace);
-      g_mutex_unlock (&self->lock);
+      g_mutex_unlock (&self->core.lock);
       return result;
     }
   resolved_namespace = g_strdup (self->namespace);
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (&self->core.lock);
 
-  url = g_strdup (self->url);
-  token_file = g_strdup (self->token_file);
+  url = g_strdup (self->core.url);
+  token_file = g_strdup (self->core.token_file);
   ca_file = g_strdup (self->ca_file);
   if (url == NULL)
     {
@@ -263,7 +231,7 @@ dup_client (FiberKubernetesBackend  *self,
         }
       url = g_strdup_printf (strchr (host, ':') != NULL ? "https://[%s]:%s" : "https://%s:%s",
                              host, port != NULL && *port != '\0' ? port : "443");
-      if (token_file == NULL && self->token == NULL)
+      if (token_file == NULL && self->core.token == NULL)
         token_file = g_steal_pointer (&sa_token);
       if (ca_file == NULL && g_file_test (sa_ca, G_FILE_TEST_EXISTS))
         ca_file = g_steal_pointer (&sa_ca);
@@ -274,26 +242,26 @@ dup_client (FiberKubernetesBackend  *self,
     resolved_namespace = g_strdup ("default");
 
   client = _fiber_rest_client_new ("the Kubernetes API server", url, NULL, ca_file,
-                                   self->request_timeout, error);
+                                   self->core.request_timeout, error);
   if (client == NULL)
     return NULL;
   if (token_file != NULL)
     _fiber_rest_client_add_header_file (client, "Authorization", "Bearer ", token_file);
-  else if (self->token != NULL)
+  else if (self->core.token != NULL)
     {
-      g_autofree char *value = g_strconcat ("Bearer ", self->token, NULL);
+      g_autofree char *value = g_strconcat ("Bearer ", self->core.token, NULL);
       _fiber_rest_client_add_header (client, "Authorization", value);
     }
 
-  g_mutex_lock (&self->lock);
-  if (self->client == NULL)
+  g_mutex_lock (&self->core.lock);
+  if (self->core.client == NULL)
     {
-      self->client = g_steal_pointer (&client);
+      self->core.client = g_steal_pointer (&client);
       self->resolved_namespace = g_steal_pointer (&resolved_namespace);
     }
-  result = g_object_ref (self->client);
+  result = g_object_ref (self->core.client);
   *namespace = g_strdup (self->resolved_namespace);
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (&self->core.lock);
   return result;
 }
 
@@ -405,16 +373,12 @@ evaluate_job (FiberKubernetesBackend *self,
               JsonObject             *job_object,
               JsonObject             *pod)
 {
-  KubeJob *data = _fiber_job_get_backend_data (job);
+  FiberRemoteJob *data = _fiber_job_get_backend_data (job);
   JsonObject *terminated = pod != NULL ? pod_terminated_state (pod) : NULL;
   const char *phase = member_string (member_object (pod, "status"), "phase");
   const char *failed = job_condition (job_object, "Failed");
-  gboolean cancelled;
+  gboolean cancelled = _fiber_remote_core_cancel_requested (&self->core, data);
   gboolean ended = TRUE;
-
-  g_mutex_lock (&self->lock);
-  cancelled = data->cancel_requested;
-  g_mutex_unlock (&self->lock);
 
   if (terminated != NULL || g_strcmp0 (phase, "Succeeded") == 0 ||
       g_strcmp0 (phase, "Failed") == 0)
@@ -459,11 +423,7 @@ evaluate_job (FiberKubernetesBackend *self,
     }
 
   if (ended)
-    {
-      g_mutex_lock (&self->lock);
-      g_ptr_array_remove (self->live, job);
-      g_mutex_unlock (&self->lock);
-    }
+    _fiber_remote_core_forget_job (&self->core, job);
 }
 
 static char *
@@ -510,7 +470,7 @@ monitor_pods_done (GObject      *source,
   g_autoptr(GError) error = NULL;
 
   self->poll_in_flight = FALSE;
-  reply = _fiber_rest_client_call_finish (self->client, result, &error);
+  reply = _fiber_rest_client_call_finish (self->core.client, result, &error);
   if (reply != NULL)
     pods = check_reply (reply, "list of pods", NULL, &error);
   if (pods == NULL)
@@ -519,16 +479,11 @@ monitor_pods_done (GObject      *source,
       return;
     }
 
-  g_mutex_lock (&self->lock);
-  jobs = g_ptr_array_new_full (self->live->len, g_object_unref);
-  for (guint i = 0; i < self->live->len; i++)
-    g_ptr_array_add (jobs, g_object_ref (g_ptr_array_index (self->live, i)));
-  g_mutex_unlock (&self->lock);
-
+  jobs = _fiber_remote_core_dup_live_jobs (&self->core);
   for (guint i = 0; i < jobs->len; i++)
     {
       FiberJob *job = g_ptr_array_index (jobs, i);
-      KubeJob *data = _fiber_job_get_backend_data (job);
+      FiberRemoteJob *data = _fiber_job_get_backend_data (job);
 
       evaluate_job (self, job, find_job_object (jobs_list, data->name),
                     find_pod (pods, data->name));
@@ -546,7 +501,7 @@ monitor_jobs_done (GObject      *source,
   g_autofree char *path = NULL;
   g_autofree char *selector = NULL;
 
-  reply = _fiber_rest_client_call_finish (self->client, result, &error);
+  reply = _fiber_rest_client_call_finish (self->core.client, result, &error);
   if (reply != NULL)
     self->polled_jobs = check_reply (reply, "list of Jobs", NULL, &error);
   if (self->polled_jobs == NULL)
@@ -558,7 +513,7 @@ monitor_jobs_done (GObject      *source,
 
   selector = g_strdup_printf (INSTANCE_LABEL "=%s", self->instance);
   path = list_path (self->resolved_namespace, "pods", selector);
-  _fiber_rest_client_call_async (self->client, "GET", path, NULL, monitor_pods_done, self);
+  _fiber_rest_client_call_async (self->core.client, "GET", path, NULL, monitor_pods_done, self);
 }
 
 static gboolean
@@ -571,28 +526,17 @@ monitor_tick (gpointer user_data)
 
   if (self->poll_in_flight)
     return G_SOURCE_CONTINUE;
-  g_mutex_lock (&self->lock);
-  n_live = self->live->len;
-  g_mutex_unlock (&self->lock);
+  g_mutex_lock (&self->core.lock);
+  n_live = self->core.live->len;
+  g_mutex_unlock (&self->core.lock);
   if (n_live == 0)
     return G_SOURCE_CONTINUE;
 
   self->poll_in_flight = TRUE;
   selector = g_strdup_printf (INSTANCE_LABEL "=%s", self->instance);
   path = list_path (self->resolved_namespace, "jobs", selector);
-  _fiber_rest_client_call_async (self->client, "GET", path, NULL, monitor_jobs_done, self);
+  _fiber_rest_client_call_async (self->core.client, "GET", path, NULL, monitor_jobs_done, self);
   return G_SOURCE_CONTINUE;
-}
-
-static void
-ensure_monitor (FiberKubernetesBackend *self)
-{
-  g_mutex_lock (&self->lock);
-  if (self->monitor == NULL && self->client != NULL)
-    self->monitor = _fiber_rest_client_add_timeout (self->client,
-                                                    MAX (self->poll_interval, 10),
-                                                    monitor_tick, self, NULL);
-  g_mutex_unlock (&self->lock);
 }
 
 /* FiberBackend */
@@ -661,29 +605,25 @@ job_body (FiberKubernetesBackend  *self,
   g_auto(GStrv) extra = NULL;
   g_auto(GStrv) envp = NULL;
   g_auto(GStrv) prefix = NULL;
-  const char * const *argv = fiber_job_spec_get_argv (spec);
+  const char * const *argv = _fiber_remote_spec_get_argv (spec, error);
   guint time_limit, ttl, cpus = fiber_job_spec_get_cpus (spec);
   guint64 memory;
   g_autoptr(GError) parse_error = NULL;
 
-  if (argv == NULL || argv[0] == NULL)
-    {
-      g_set_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
-                   "the job spec has an empty command line");
-      return NULL;
-    }
+  if (argv == NULL)
+    return NULL;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (&self->core.lock);
   image = g_strdup (self->image);
   pull_policy = g_strdup (self->image_pull_policy);
-  cwd = g_strdup (self->working_directory);
-  worker_command = g_strdup (self->worker_command);
+  cwd = g_strdup (self->core.working_directory);
+  worker_command = g_strdup (self->core.worker_command);
   service_account = g_strdup (self->service_account);
-  extra = g_strdupv (self->environment);
-  time_limit = self->time_limit;
+  extra = g_strdupv (self->core.environment);
+  time_limit = self->core.time_limit;
   ttl = self->ttl_after_finished;
-  memory = self->memory;
-  g_mutex_unlock (&self->lock);
+  memory = self->core.memory;
+  g_mutex_unlock (&self->core.lock);
 
   if (image == NULL)
     {
@@ -702,17 +642,7 @@ job_body (FiberKubernetesBackend  *self,
   if (cwd == NULL && fiber_job_spec_get_cwd (spec) != NULL)
     cwd = g_strdup (fiber_job_spec_get_cwd (spec));
 
-  envp = g_new0 (char *, 1);
-  for (guint i = 0; extra != NULL && extra[i] != NULL; i++)
-    {
-      const char *eq = strchr (extra[i], '=');
-      g_autofree char *key = NULL;
-
-      if (eq == NULL || eq == extra[i])
-        continue;
-      key = g_strndup (extra[i], eq - extra[i]);
-      envp = g_environ_setenv (envp, key, eq + 1, TRUE);
-    }
+  envp = _fiber_remote_environ_add (g_new0 (char *, 1), extra);
   envp = _fiber_job_spec_apply_environment (spec, envp);
   /* The Fiber pid of the job, which the process in it reports as its own
    * (fiber_current_process()). */
@@ -841,15 +771,6 @@ job_body (FiberKubernetesBackend  *self,
   return json_builder_get_root (builder);
 }
 
-static void
-kube_job_free (gpointer data)
-{
-  KubeJob *job = data;
-
-  g_free (job->name);
-  g_free (job);
-}
-
 static FiberJob *
 fiber_kubernetes_backend_create_job (FiberBackend  *backend,
                                      FiberJobSpec  *spec,
@@ -865,8 +786,6 @@ fiber_kubernetes_backend_create_job (FiberBackend  *backend,
   g_autofree char *name = NULL;
   g_autofree char *path = NULL;
   g_autofree char *what = NULL;
-  KubeJob *data;
-  FiberJob *job;
   gint serial;
 
   client = dup_client (self, &namespace, error);
@@ -889,28 +808,7 @@ fiber_kubernetes_backend_create_job (FiberBackend  *backend,
   if (root == NULL)
     return NULL;
 
-  data = g_new0 (KubeJob, 1);
-  data->name = g_strdup (name);
-  job = _fiber_job_new (name, serial, -1, data, kube_job_free);
-
-  g_mutex_lock (&self->lock);
-  g_ptr_array_add (self->live, g_object_ref (job));
-  g_mutex_unlock (&self->lock);
-  ensure_monitor (self);
-  return job;
-}
-
-static gboolean
-check_own_job (FiberJob  *job,
-               GError   **error)
-{
-  if (_fiber_job_get_backend_data (job) == NULL)
-    {
-      g_set_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
-                   "job %s was not created by a Kubernetes backend", fiber_job_get_id (job));
-      return FALSE;
-    }
-  return TRUE;
+  return _fiber_remote_core_add_job (&self->core, name, serial, monitor_tick, self);
 }
 
 static gboolean
@@ -930,15 +828,13 @@ fiber_kubernetes_backend_refresh_job (FiberBackend  *backend,
   g_autofree char *pods_path = NULL;
   g_autofree char *selector = NULL;
   g_autofree char *what = NULL;
-  KubeJob *data;
+  FiberRemoteJob *data;
   guint status = 0;
 
   if (fiber_job_has_ended (job))
     return TRUE;
-  if (!check_own_job (job, error))
-    return FALSE;
-  data = _fiber_job_get_backend_data (job);
-  client = dup_client (self, &namespace, error);
+  data = _fiber_remote_job_lookup (job, "Kubernetes", error);
+  client = data != NULL ? dup_client (self, &namespace, error) : NULL;
   if (client == NULL)
     return FALSE;
 
@@ -974,12 +870,7 @@ fiber_kubernetes_backend_wait_job (FiberBackend  *backend,
                                    int            timeout_msec,
                                    GError       **error)
 {
-  if (_fiber_job_poll (job, timeout_msec) || fiber_job_has_ended (job))
-    return TRUE;
-  g_set_error (error, FIBER_ERROR, FIBER_ERROR_TIMEOUT,
-               "Kubernetes Job %s has not ended after %d ms", fiber_job_get_id (job),
-               timeout_msec);
-  return FALSE;
+  return _fiber_remote_wait_job (job, timeout_msec, "Kubernetes Job", error);
 }
 
 static gboolean
@@ -997,21 +888,16 @@ fiber_kubernetes_backend_terminate_job (FiberBackend  *backend,
   g_autofree char *base = NULL;
   g_autofree char *path = NULL;
   g_autofree char *what = NULL;
-  KubeJob *data;
+  FiberRemoteJob *data;
   guint status = 0;
 
   if (fiber_job_has_ended (job))
     return TRUE;
-  if (!check_own_job (job, error))
-    return FALSE;
-  data = _fiber_job_get_backend_data (job);
-  client = dup_client (self, &namespace, error);
+  data = _fiber_remote_job_lookup (job, "Kubernetes", error);
+  client = data != NULL ? dup_client (self, &namespace, error) : NULL;
   if (client == NULL)
     return FALSE;
-
-  g_mutex_lock (&self->lock);
-  data->cancel_requested = TRUE;
-  g_mutex_unlock (&self->lock);
+  _fiber_remote_core_request_cancel (&self->core, data);
 
   /* Background: the Job goes now, its pod is deleted by the garbage
    * collector (SIGTERM, then SIGKILL after the grace period; force makes
@@ -1037,27 +923,16 @@ fiber_kubernetes_backend_get_listen_address (FiberBackend  *backend,
                                              GError       **error)
 {
   FiberKubernetesBackend *self = FIBER_KUBERNETES_BACKEND (backend);
-  g_autoptr(GResolver) resolver = NULL;
-  GList *addresses;
   const char *pod_ip = g_getenv ("POD_IP");
-  char *address;
+  char *address = _fiber_remote_core_dup_listen_address (&self->core);
 
-  g_mutex_lock (&self->lock);
-  address = g_strdup (self->listen_address);
-  g_mutex_unlock (&self->lock);
   if (address != NULL)
     return address;
   if (pod_ip != NULL && *pod_ip != '\0')
     return g_strdup (pod_ip);
 
   /* In a pod, the host name resolves to the pod's IP. */
-  resolver = g_resolver_get_default ();
-  addresses = g_resolver_lookup_by_name (resolver, g_get_host_name (), NULL, NULL);
-  for (GList *l = addresses; l != NULL && address == NULL; l = l->next)
-    if (!g_inet_address_get_is_loopback (l->data) &&
-        g_inet_address_get_family (l->data) == G_SOCKET_FAMILY_IPV4)
-      address = g_inet_address_to_string (l->data);
-  g_resolver_free_addresses (addresses);
+  address = _fiber_remote_host_address ();
   return address != NULL ? address : g_strdup (g_get_host_name ());
 }
 
@@ -1080,32 +955,17 @@ fiber_kubernetes_backend_finalize (GObject *object)
 {
   FiberKubernetesBackend *self = FIBER_KUBERNETES_BACKEND (object);
 
-  if (self->monitor != NULL)
-    {
-      g_source_destroy (self->monitor);
-      g_source_unref (self->monitor);
-    }
-  /* Joins the client thread after the callbacks of the requests still in
-   * flight (they use @self) have run. */
-  g_clear_object (&self->client);
+  /* First, as the callbacks of the requests still in flight use @self. */
+  _fiber_remote_core_clear (&self->core);
   g_clear_pointer (&self->polled_jobs, json_node_unref);
-  g_ptr_array_unref (self->live);
 
-  g_free (self->url);
-  g_free (self->token);
-  g_free (self->token_file);
   g_free (self->ca_file);
   g_free (self->namespace);
   g_free (self->image);
   g_free (self->image_pull_policy);
-  g_strfreev (self->environment);
-  g_free (self->working_directory);
-  g_free (self->worker_command);
   g_free (self->service_account);
-  g_free (self->listen_address);
   g_free (self->instance);
   g_free (self->resolved_namespace);
-  g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (fiber_kubernetes_backend_parent_class)->finalize (object);
 }
@@ -1118,23 +978,17 @@ fiber_kubernetes_backend_get_property (GObject    *object,
 {
   FiberKubernetesBackend *self = FIBER_KUBERNETES_BACKEND (object);
 
-  g_mutex_lock (&self->lock);
+  if (prop_id < FIBER_REMOTE_N_PROPS)
+    {
+      _fiber_remote_core_get_property (&self->core, prop_id, value);
+      return;
+    }
+
+  g_mutex_lock (&self->core.lock);
   switch (prop_id)
     {
-    case PROP_URL:
-      g_value_set_string (value, self->url);
-      break;
-    case PROP_TOKEN:
-      g_value_set_string (value, self->token);
-      break;
-    case PROP_TOKEN_FILE:
-      g_value_set_string (value, self->token_file);
-      break;
     case PROP_CA_FILE:
       g_value_set_string (value, self->ca_file);
-      break;
-    case PROP_REQUEST_TIMEOUT:
-      g_value_set_uint (value, self->request_timeout);
       break;
     case PROP_NAMESPACE:
       g_value_set_string (value, self->resolved_namespace != NULL
@@ -1146,47 +1000,16 @@ fiber_kubernetes_backend_get_property (GObject    *object,
     case PROP_IMAGE_PULL_POLICY:
       g_value_set_string (value, self->image_pull_policy);
       break;
-    case PROP_ENVIRONMENT:
-      g_value_set_boxed (value, self->environment);
-      break;
-    case PROP_WORKING_DIRECTORY:
-      g_value_set_string (value, self->working_directory);
-      break;
-    case PROP_WORKER_COMMAND:
-      g_value_set_string (value, self->worker_command);
-      break;
     case PROP_SERVICE_ACCOUNT:
       g_value_set_string (value, self->service_account);
-      break;
-    case PROP_LISTEN_ADDRESS:
-      g_value_set_string (value, self->listen_address);
-      break;
-    case PROP_TIME_LIMIT:
-      g_value_set_uint (value, self->time_limit);
-      break;
-    case PROP_MEMORY:
-      g_value_set_uint64 (value, self->memory);
       break;
     case PROP_TTL_AFTER_FINISHED:
       g_value_set_uint (value, self->ttl_after_finished);
       break;
-    case PROP_POLL_INTERVAL:
-      g_value_set_uint (value, self->poll_interval);
-      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
-  g_mutex_unlock (&self->lock);
-}
-
-static void
-set_string (char         **field,
-            const GValue  *value)
-{
-  const char *text = g_value_get_string (value);
-
-  g_free (*field);
-  *field = text != NULL && *text != '\0' ? g_strdup (text) : NULL;
+  g_mutex_unlock (&self->core.lock);
 }
 
 static void
@@ -1197,65 +1020,37 @@ fiber_kubernetes_backend_set_property (GObject      *object,
 {
   FiberKubernetesBackend *self = FIBER_KUBERNETES_BACKEND (object);
 
-  g_mutex_lock (&self->lock);
+  if (prop_id < FIBER_REMOTE_N_PROPS)
+    {
+      _fiber_remote_core_set_property (&self->core, prop_id, value);
+      return;
+    }
+
+  g_mutex_lock (&self->core.lock);
   switch (prop_id)
     {
-    case PROP_URL:
-      set_string (&self->url, value);
-      break;
-    case PROP_TOKEN:
-      set_string (&self->token, value);
-      break;
-    case PROP_TOKEN_FILE:
-      set_string (&self->token_file, value);
-      break;
     case PROP_CA_FILE:
-      set_string (&self->ca_file, value);
-      break;
-    case PROP_REQUEST_TIMEOUT:
-      self->request_timeout = g_value_get_uint (value);
+      _fiber_remote_set_string (&self->ca_file, value);
       break;
     case PROP_NAMESPACE:
-      set_string (&self->namespace, value);
+      _fiber_remote_set_string (&self->namespace, value);
       break;
     case PROP_IMAGE:
-      set_string (&self->image, value);
+      _fiber_remote_set_string (&self->image, value);
       break;
     case PROP_IMAGE_PULL_POLICY:
-      set_string (&self->image_pull_policy, value);
-      break;
-    case PROP_ENVIRONMENT:
-      g_strfreev (self->environment);
-      self->environment = g_value_dup_boxed (value);
-      break;
-    case PROP_WORKING_DIRECTORY:
-      set_string (&self->working_directory, value);
-      break;
-    case PROP_WORKER_COMMAND:
-      set_string (&self->worker_command, value);
+      _fiber_remote_set_string (&self->image_pull_policy, value);
       break;
     case PROP_SERVICE_ACCOUNT:
-      set_string (&self->service_account, value);
-      break;
-    case PROP_LISTEN_ADDRESS:
-      set_string (&self->listen_address, value);
-      break;
-    case PROP_TIME_LIMIT:
-      self->time_limit = g_value_get_uint (value);
-      break;
-    case PROP_MEMORY:
-      self->memory = g_value_get_uint64 (value);
+      _fiber_remote_set_string (&self->service_account, value);
       break;
     case PROP_TTL_AFTER_FINISHED:
       self->ttl_after_finished = g_value_get_uint (value);
       break;
-    case PROP_POLL_INTERVAL:
-      self->poll_interval = g_value_get_uint (value);
-      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (&self->core.lock);
 }
 
 static void
@@ -1270,6 +1065,8 @@ fiber_kubernetes_backend_class_init (FiberKubernetesBackendClass *klass)
   object_class->get_property = fiber_kubernetes_backend_get_property;
   object_class->set_property = fiber_kubernetes_backend_set_property;
 
+  /* The properties every remote backend has, documented for this one. */
+
   /**
    * FiberKubernetesBackend:url:
    *
@@ -1277,16 +1074,12 @@ fiber_kubernetes_backend_class_init (FiberKubernetesBackendClass *klass)
    * `kubectl proxy`.  %NULL inside a pod to use the in-cluster service
    * and service account.
    */
-  properties[PROP_URL] =
-    g_param_spec_string ("url", NULL, NULL, NULL, construct);
 
   /**
    * FiberKubernetesBackend:token:
    *
    * A bearer token for the API server.
    */
-  properties[PROP_TOKEN] =
-    g_param_spec_string ("token", NULL, NULL, NULL, construct);
 
   /**
    * FiberKubernetesBackend:token-file:
@@ -1294,8 +1087,65 @@ fiber_kubernetes_backend_class_init (FiberKubernetesBackendClass *klass)
    * A file holding the bearer token, read again for every request (the
    * kubelet rotates service-account tokens).
    */
-  properties[PROP_TOKEN_FILE] =
-    g_param_spec_string ("token-file", NULL, NULL, NULL, construct);
+
+  /**
+   * FiberKubernetesBackend:request-timeout:
+   *
+   * How long, in milliseconds, a request to the API server may take before
+   * it fails with %FIBER_ERROR_BACKEND.
+   */
+
+  /**
+   * FiberKubernetesBackend:environment:
+   *
+   * Extra `NAME=value` variables for every worker container, below the job
+   * spec's variables.
+   */
+
+  /**
+   * FiberKubernetesBackend:working-directory:
+   *
+   * The working directory in the container; %NULL for the spec's, else
+   * the image's.
+   */
+
+  /**
+   * FiberKubernetesBackend:worker-command:
+   *
+   * A command line (shell syntax, split into words) that replaces the first
+   * word of each job's command line, for an image where the worker lives
+   * at another path; %NULL to run the spec's command line as it is.
+   */
+
+  /**
+   * FiberKubernetesBackend:listen-address:
+   *
+   * The address worker pods reach the master at; %NULL for the `POD_IP`
+   * variable if set, else the first IPv4 address of this host's name.
+   */
+
+  /**
+   * FiberKubernetesBackend:time-limit:
+   *
+   * The time limit of each Job in minutes (`activeDeadlineSeconds`); 0 for
+   * none.
+   */
+
+  /**
+   * FiberKubernetesBackend:memory:
+   *
+   * The memory request and limit of each worker container in mebibytes;
+   * 0 for none.
+   */
+
+  /**
+   * FiberKubernetesBackend:poll-interval:
+   *
+   * How often, in milliseconds, the monitor lists the Jobs and pods of the
+   * backend (taken when the first job is created).
+   */
+
+  _fiber_remote_core_install_properties (properties, G_MAXINT32 / 60);
 
   /**
    * FiberKubernetesBackend:ca-file:
@@ -1305,15 +1155,6 @@ fiber_kubernetes_backend_class_init (FiberKubernetesBackendClass *klass)
    */
   properties[PROP_CA_FILE] =
     g_param_spec_string ("ca-file", NULL, NULL, NULL, construct);
-
-  /**
-   * FiberKubernetesBackend:request-timeout:
-   *
-   * How long, in milliseconds, a request to the API server may take before
-   * it fails with %FIBER_ERROR_BACKEND.
-   */
-  properties[PROP_REQUEST_TIMEOUT] =
-    g_param_spec_uint ("request-timeout", NULL, NULL, 1, G_MAXINT, 10000, construct);
 
   /**
    * FiberKubernetesBackend:namespace:
@@ -1343,34 +1184,6 @@ fiber_kubernetes_backend_class_init (FiberKubernetesBackendClass *klass)
     g_param_spec_string ("image-pull-policy", NULL, NULL, NULL, rw);
 
   /**
-   * FiberKubernetesBackend:environment:
-   *
-   * Extra `NAME=value` variables for every worker container, below the job
-   * spec's variables.
-   */
-  properties[PROP_ENVIRONMENT] =
-    g_param_spec_boxed ("environment", NULL, NULL, G_TYPE_STRV, rw);
-
-  /**
-   * FiberKubernetesBackend:working-directory:
-   *
-   * The working directory in the container; %NULL for the spec's, else
-   * the image's.
-   */
-  properties[PROP_WORKING_DIRECTORY] =
-    g_param_spec_string ("working-directory", NULL, NULL, NULL, rw);
-
-  /**
-   * FiberKubernetesBackend:worker-command:
-   *
-   * A command line (shell syntax, split into words) that replaces the first
-   * word of each job's command line, for an image where the worker lives
-   * at another path; %NULL to run the spec's command line as it is.
-   */
-  properties[PROP_WORKER_COMMAND] =
-    g_param_spec_string ("worker-command", NULL, NULL, NULL, rw);
-
-  /**
    * FiberKubernetesBackend:service-account:
    *
    * The service account the worker pods run as; %NULL for the namespace's
@@ -1378,33 +1191,6 @@ fiber_kubernetes_backend_class_init (FiberKubernetesBackendClass *klass)
    */
   properties[PROP_SERVICE_ACCOUNT] =
     g_param_spec_string ("service-account", NULL, NULL, NULL, rw);
-
-  /**
-   * FiberKubernetesBackend:listen-address:
-   *
-   * The address worker pods reach the master at; %NULL for the `POD_IP`
-   * variable if set, else the first IPv4 address of this host's name.
-   */
-  properties[PROP_LISTEN_ADDRESS] =
-    g_param_spec_string ("listen-address", NULL, NULL, NULL, rw);
-
-  /**
-   * FiberKubernetesBackend:time-limit:
-   *
-   * The time limit of each Job in minutes (`activeDeadlineSeconds`); 0 for
-   * none.
-   */
-  properties[PROP_TIME_LIMIT] =
-    g_param_spec_uint ("time-limit", NULL, NULL, 0, G_MAXINT32 / 60, 0, rw);
-
-  /**
-   * FiberKubernetesBackend:memory:
-   *
-   * The memory request and limit of each worker container in mebibytes;
-   * 0 for none.
-   */
-  properties[PROP_MEMORY] =
-    g_param_spec_uint64 ("memory", NULL, NULL, 0, G_MAXINT64, 0, rw);
 
   /**
    * FiberKubernetesBackend:ttl-after-finished:
@@ -1416,26 +1202,13 @@ fiber_kubernetes_backend_class_init (FiberKubernetesBackendClass *klass)
     g_param_spec_uint ("ttl-after-finished", NULL, NULL, 0, G_MAXINT32, 600,
                        rw | G_PARAM_CONSTRUCT);
 
-  /**
-   * FiberKubernetesBackend:poll-interval:
-   *
-   * How often, in milliseconds, the monitor lists the Jobs and pods of the
-   * backend (taken when the first job is created).
-   */
-  properties[PROP_POLL_INTERVAL] =
-    g_param_spec_uint ("poll-interval", NULL, NULL, 10, 60000, 250,
-                       rw | G_PARAM_CONSTRUCT);
-
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
 static void
 fiber_kubernetes_backend_init (FiberKubernetesBackend *self)
 {
-  g_mutex_init (&self->lock);
-  self->live = g_ptr_array_new_with_free_func (g_object_unref);
-  self->request_timeout = 10000;
-  self->poll_interval = 250;
+  _fiber_remote_core_init (&self->core);
   self->ttl_after_finished = 600;
   self->instance = g_strdup_printf ("%08x%08x", g_random_int (), g_random_int ());
 }

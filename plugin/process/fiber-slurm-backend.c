@@ -10,8 +10,7 @@
 
 #include "fiber-error.h"
 #include "fiber-init-private.h"
-#include "fiber-job-private.h"
-#include "fiber-rest-client-private.h"
+#include "fiber-remote-backend-private.h"
 #include "fiber-slurm-backend.h"
 
 /**
@@ -55,44 +54,25 @@
 #define MAX_API 41
 #define SLURM_INVALID_JOB_ID 2017
 
-typedef struct
-{
-  guint64   slurm_id;
-  gboolean  cancel_requested;   /* under the backend lock */
-} SlurmJob;
-
 struct _FiberSlurmBackend
 {
   GObject          parent_instance;
 
+  FiberRemoteCore  core;             /* the common settings, the live jobs */
+
   /* Construct-only: the connection. */
-  char            *url;
   char            *socket_path;
   char            *user;
-  char            *token;
-  char            *token_file;
-  guint            request_timeout;
 
-  /* Job settings, under @lock. */
-  GMutex           lock;
+  /* Job settings, under @core.lock. */
   char            *partition;
-  guint            time_limit;
   guint            cpus_per_task;
-  guint64          memory;
-  char           **environment;
-  char            *working_directory;
-  char            *worker_command;
   char            *standard_output;
   char            *standard_error;
-  char            *listen_address;
   char            *api_version;      /* NULL: detect */
   guint            api_minor;        /* 0 until known */
   gboolean         export_environment;
-  guint            poll_interval;
 
-  FiberRestClient *client;           /* created at first use */
-  GSource         *monitor;          /* on the client thread */
-  GPtrArray       *live;             /* (element-type FiberJob): not ended */
   guint            polls_in_flight;  /* client thread only */
 };
 
@@ -103,26 +83,14 @@ G_DEFINE_FINAL_TYPE_WITH_CODE (FiberSlurmBackend, fiber_slurm_backend, G_TYPE_OB
                                                       fiber_slurm_backend_iface_init))
 
 enum {
-  PROP_0,
-  PROP_URL,
-  PROP_SOCKET,
+  PROP_SOCKET = FIBER_REMOTE_N_PROPS,
   PROP_USER,
-  PROP_TOKEN,
-  PROP_TOKEN_FILE,
-  PROP_REQUEST_TIMEOUT,
   PROP_PARTITION,
-  PROP_TIME_LIMIT,
   PROP_CPUS_PER_TASK,
-  PROP_MEMORY,
-  PROP_ENVIRONMENT,
-  PROP_WORKING_DIRECTORY,
-  PROP_WORKER_COMMAND,
   PROP_STANDARD_OUTPUT,
   PROP_STANDARD_ERROR,
-  PROP_LISTEN_ADDRESS,
   PROP_API_VERSION,
   PROP_EXPORT_ENVIRONMENT,
-  PROP_POLL_INTERVAL,
   N_PROPS
 };
 
@@ -280,22 +248,22 @@ dup_client (FiberSlurmBackend  *self,
   g_autoptr(FiberRestClient) client = NULL;
   FiberRestClient *result;
 
-  g_mutex_lock (&self->lock);
-  if (self->client != NULL)
+  g_mutex_lock (&self->core.lock);
+  if (self->core.client != NULL)
     {
-      result = g_object_ref (self->client);
-      g_mutex_unlock (&self->lock);
+      result = g_object_ref (self->core.client);
+      g_mutex_unlock (&self->core.lock);
       return result;
     }
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (&self->core.lock);
 
-  if (self->url != NULL && self->socket_path != NULL)
+  if (self->core.url != NULL && self->socket_path != NULL)
     {
       g_set_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
                    "the Slurm backend needs either a url or a socket, not both");
       return NULL;
     }
-  if (self->url == NULL && self->socket_path == NULL)
+  if (self->core.url == NULL && self->socket_path == NULL)
     {
       g_set_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
                    "the Slurm backend needs the url or the unix socket of slurmrestd");
@@ -305,35 +273,35 @@ dup_client (FiberSlurmBackend  *self,
   if (self->socket_path != NULL)
     client = _fiber_rest_client_new ("slurmrestd", "http://localhost",
                                      self->socket_path, NULL,
-                                     self->request_timeout, error);
+                                     self->core.request_timeout, error);
   else
-    client = _fiber_rest_client_new ("slurmrestd", self->url, NULL, NULL,
-                                     self->request_timeout, error);
+    client = _fiber_rest_client_new ("slurmrestd", self->core.url, NULL, NULL,
+                                     self->core.request_timeout, error);
   if (client == NULL)
     return NULL;
 
   /* JWT: over TCP always; over a unix socket only when a token is given
    * (a rest_auth/jwt daemon may listen on a socket too). */
-  if (self->url != NULL || self->token != NULL || self->token_file != NULL)
+  if (self->core.url != NULL || self->core.token != NULL || self->core.token_file != NULL)
     {
       const char *env_token = g_getenv ("SLURM_JWT");
 
       _fiber_rest_client_add_header (client, "X-SLURM-USER-NAME",
                                      self->user != NULL ? self->user : g_get_user_name ());
-      if (self->token_file != NULL)
+      if (self->core.token_file != NULL)
         _fiber_rest_client_add_header_file (client, "X-SLURM-USER-TOKEN", NULL,
-                                            self->token_file);
-      else if (self->token != NULL)
-        _fiber_rest_client_add_header (client, "X-SLURM-USER-TOKEN", self->token);
+                                            self->core.token_file);
+      else if (self->core.token != NULL)
+        _fiber_rest_client_add_header (client, "X-SLURM-USER-TOKEN", self->core.token);
       else if (env_token != NULL && *env_token != '\0')
         _fiber_rest_client_add_header (client, "X-SLURM-USER-TOKEN", env_token);
     }
 
-  g_mutex_lock (&self->lock);
-  if (self->client == NULL)
-    self->client = g_steal_pointer (&client);
-  result = g_object_ref (self->client);
-  g_mutex_unlock (&self->lock);
+  g_mutex_lock (&self->core.lock);
+  if (self->core.client == NULL)
+    self->core.client = g_steal_pointer (&client);
+  result = g_object_ref (self->core.client);
+  g_mutex_unlock (&self->core.lock);
   /* A client made concurrently and not used is dropped here, on this
    * thread, which is not its own. */
   return result;
@@ -405,10 +373,10 @@ detect_api_version (FiberSlurmBackend  *self,
       return FALSE;
     }
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (&self->core.lock);
   if (self->api_minor == 0)
     self->api_minor = best;
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (&self->core.lock);
   return TRUE;
 }
 
@@ -424,13 +392,13 @@ ensure_ready (FiberSlurmBackend  *self,
   if (client == NULL)
     return NULL;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (&self->core.lock);
   if (self->api_minor == 0 && self->api_version != NULL)
     {
       minor = parse_api_version (self->api_version);
       if (minor < MIN_API || minor > MAX_API)
         {
-          g_mutex_unlock (&self->lock);
+          g_mutex_unlock (&self->core.lock);
           g_set_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
                        "unsupported Slurm OpenAPI version '%s' (this backend speaks "
                        "v0.0.%d to v0.0.%d)", self->api_version, MIN_API, MAX_API);
@@ -439,15 +407,15 @@ ensure_ready (FiberSlurmBackend  *self,
       self->api_minor = minor;
     }
   minor = self->api_minor;
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (&self->core.lock);
 
   if (minor == 0)
     {
       if (!detect_api_version (self, client, error))
         return NULL;
-      g_mutex_lock (&self->lock);
+      g_mutex_lock (&self->core.lock);
       minor = self->api_minor;
-      g_mutex_unlock (&self->lock);
+      g_mutex_unlock (&self->core.lock);
     }
   *api_minor = minor;
   return g_steal_pointer (&client);
@@ -575,9 +543,9 @@ apply_job_reply (FiberSlurmBackend  *self,
                  FiberRestReply     *reply,
                  GError            **error)
 {
-  SlurmJob *data = _fiber_job_get_backend_data (job);
+  FiberRemoteJob *data = _fiber_job_get_backend_data (job);
   g_autoptr(JsonNode) root = NULL;
-  g_autofree char *what = g_strdup_printf ("GET job %" G_GUINT64_FORMAT, data->slurm_id);
+  g_autofree char *what = g_strdup_printf ("GET job %s", data->name);
   g_autofree char *state_name = NULL;
   g_autoptr(GError) local_error = NULL;
   JsonNode *jobs_node;
@@ -606,15 +574,13 @@ apply_job_reply (FiberSlurmBackend  *self,
 
           if (JSON_NODE_HOLDS_OBJECT (entry) &&
               object_member_number (json_node_get_object (entry), "job_id", &id) &&
-              (guint64) id == data->slurm_id)
+              id == fiber_job_get_pid (job))
             found = json_node_get_object (entry);
         }
     }
 
   if (found == NULL)
     {
-      gboolean cancelled;
-
       if (slurm_error != SLURM_INVALID_JOB_ID)
         {
           g_set_error (error, FIBER_ERROR, FIBER_ERROR_BACKEND,
@@ -622,10 +588,7 @@ apply_job_reply (FiberSlurmBackend  *self,
           return FALSE;
         }
       /* Purged after MinJobAge before we saw its end. */
-      g_mutex_lock (&self->lock);
-      cancelled = data->cancel_requested;
-      g_mutex_unlock (&self->lock);
-      if (cancelled)
+      if (_fiber_remote_core_cancel_requested (&self->core, data))
         _fiber_job_set_ended (job, FIBER_JOB_STATE_CANCELLED, -SIGTERM);
       else
         _fiber_job_set_ended (job, FIBER_JOB_STATE_LOST, -SIGKILL);
@@ -661,19 +624,15 @@ apply_job_reply (FiberSlurmBackend  *self,
     }
 
   if (ended)
-    {
-      g_mutex_lock (&self->lock);
-      g_ptr_array_remove (self->live, job);
-      g_mutex_unlock (&self->lock);
-    }
+    _fiber_remote_core_forget_job (&self->core, job);
   return TRUE;
 }
 
 static char *
 job_path (guint       api_minor,
-          guint64     slurm_id)
+          const char *slurm_id)
 {
-  return g_strdup_printf ("/slurm/v0.0.%u/job/%" G_GUINT64_FORMAT, api_minor, slurm_id);
+  return g_strdup_printf ("/slurm/v0.0.%u/job/%s", api_minor, slurm_id);
 }
 
 /* The monitor, on the client thread. */
@@ -694,7 +653,7 @@ poll_done (GObject      *source,
   g_autoptr(FiberRestReply) reply = NULL;
   g_autoptr(GError) error = NULL;
 
-  reply = _fiber_rest_client_call_finish (self->client, result, &error);
+  reply = _fiber_rest_client_call_finish (self->core.client, result, &error);
   if (reply == NULL || !apply_job_reply (self, poll->job, reply, &error))
     g_debug ("Slurm job %s: %s", fiber_job_get_id (poll->job), error->message);
 
@@ -714,37 +673,24 @@ monitor_tick (gpointer user_data)
   if (self->polls_in_flight > 0)
     return G_SOURCE_CONTINUE;
 
-  g_mutex_lock (&self->lock);
-  jobs = g_ptr_array_new_full (self->live->len, g_object_unref);
-  for (guint i = 0; i < self->live->len; i++)
-    g_ptr_array_add (jobs, g_object_ref (g_ptr_array_index (self->live, i)));
+  jobs = _fiber_remote_core_dup_live_jobs (&self->core);
+  g_mutex_lock (&self->core.lock);
   api_minor = self->api_minor;
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (&self->core.lock);
 
   for (guint i = 0; i < jobs->len; i++)
     {
       FiberJob *job = g_ptr_array_index (jobs, i);
-      SlurmJob *data = _fiber_job_get_backend_data (job);
-      g_autofree char *path = job_path (api_minor, data->slurm_id);
+      FiberRemoteJob *data = _fiber_job_get_backend_data (job);
+      g_autofree char *path = job_path (api_minor, data->name);
       PollData *poll = g_new0 (PollData, 1);
 
       poll->self = self;
       poll->job = g_object_ref (job);
       self->polls_in_flight++;
-      _fiber_rest_client_call_async (self->client, "GET", path, NULL, poll_done, poll);
+      _fiber_rest_client_call_async (self->core.client, "GET", path, NULL, poll_done, poll);
     }
   return G_SOURCE_CONTINUE;
-}
-
-static void
-ensure_monitor (FiberSlurmBackend *self)
-{
-  g_mutex_lock (&self->lock);
-  if (self->monitor == NULL && self->client != NULL)
-    self->monitor = _fiber_rest_client_add_timeout (self->client,
-                                                    MAX (self->poll_interval, 10),
-                                                    monitor_tick, self, NULL);
-  g_mutex_unlock (&self->lock);
 }
 
 /* FiberBackend */
@@ -806,16 +752,7 @@ job_environment (FiberSlurmBackend *self,
   if (g_environ_getenv (envp, "PATH") == NULL)
     envp = g_environ_setenv (envp, "PATH", "/usr/local/bin:/usr/bin:/bin", TRUE);
 
-  for (guint i = 0; extra != NULL && extra[i] != NULL; i++)
-    {
-      const char *eq = strchr (extra[i], '=');
-      g_autofree char *key = NULL;
-
-      if (eq == NULL || eq == extra[i])
-        continue;
-      key = g_strndup (extra[i], eq - extra[i]);
-      envp = g_environ_setenv (envp, key, eq + 1, TRUE);
-    }
+  envp = _fiber_remote_environ_add (envp, extra);
   return _fiber_job_spec_apply_environment (spec, envp);
 }
 
@@ -894,31 +831,27 @@ submit_body (FiberSlurmBackend  *self,
   g_autofree char *worker_command = NULL;
   g_autofree char *standard_output = NULL;
   g_autofree char *standard_error = NULL;
-  const char * const *argv = fiber_job_spec_get_argv (spec);
+  const char * const *argv = _fiber_remote_spec_get_argv (spec, error);
   const char *name = fiber_job_spec_get_name (spec);
   guint time_limit, cpus;
   guint64 memory;
   gboolean export_all;
 
-  if (argv == NULL || argv[0] == NULL)
-    {
-      g_set_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
-                   "the job spec has an empty command line");
-      return NULL;
-    }
+  if (argv == NULL)
+    return NULL;
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (&self->core.lock);
   partition = g_strdup (self->partition);
-  worker_command = g_strdup (self->worker_command);
+  worker_command = g_strdup (self->core.worker_command);
   standard_output = g_strdup (self->standard_output);
   standard_error = g_strdup (self->standard_error);
-  cwd = g_strdup (self->working_directory);
-  extra = g_strdupv (self->environment);
-  time_limit = self->time_limit;
+  cwd = g_strdup (self->core.working_directory);
+  extra = g_strdupv (self->core.environment);
+  time_limit = self->core.time_limit;
   cpus = self->cpus_per_task;
-  memory = self->memory;
+  memory = self->core.memory;
   export_all = self->export_environment;
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (&self->core.lock);
 
   if (cwd == NULL && fiber_job_spec_get_cwd (spec) != NULL)
     cwd = g_strdup (fiber_job_spec_get_cwd (spec));
@@ -981,12 +914,6 @@ submit_body (FiberSlurmBackend  *self,
   return json_builder_get_root (builder);
 }
 
-static void
-slurm_job_free (gpointer data)
-{
-  g_free (data);
-}
-
 static FiberJob *
 fiber_slurm_backend_create_job (FiberBackend  *backend,
                                 FiberJobSpec  *spec,
@@ -999,8 +926,6 @@ fiber_slurm_backend_create_job (FiberBackend  *backend,
   g_autoptr(JsonNode) root = NULL;
   g_autofree char *path = NULL;
   g_autofree char *id = NULL;
-  FiberJob *job;
-  SlurmJob *data;
   gint64 slurm_id = 0;
   guint api_minor = 0;
 
@@ -1030,30 +955,8 @@ fiber_slurm_backend_create_job (FiberBackend  *backend,
       return NULL;
     }
 
-  data = g_new0 (SlurmJob, 1);
-  data->slurm_id = (guint64) slurm_id;
   id = g_strdup_printf ("%" G_GINT64_FORMAT, slurm_id);
-  job = _fiber_job_new (id, slurm_id, -1, data, slurm_job_free);
-
-  g_mutex_lock (&self->lock);
-  g_ptr_array_add (self->live, g_object_ref (job));
-  g_mutex_unlock (&self->lock);
-  ensure_monitor (self);
-  return job;
-}
-
-static gboolean
-check_own_job (FiberSlurmBackend  *self,
-               FiberJob           *job,
-               GError            **error)
-{
-  if (_fiber_job_get_backend_data (job) == NULL)
-    {
-      g_set_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
-                   "job %s was not created by a Slurm backend", fiber_job_get_id (job));
-      return FALSE;
-    }
-  return TRUE;
+  return _fiber_remote_core_add_job (&self->core, id, slurm_id, monitor_tick, self);
 }
 
 static gboolean
@@ -1065,18 +968,16 @@ fiber_slurm_backend_refresh_job (FiberBackend  *backend,
   g_autoptr(FiberRestClient) client = NULL;
   g_autoptr(FiberRestReply) reply = NULL;
   g_autofree char *path = NULL;
-  SlurmJob *data;
+  FiberRemoteJob *data;
   guint api_minor = 0;
 
   if (fiber_job_has_ended (job))
     return TRUE;
-  if (!check_own_job (self, job, error))
-    return FALSE;
-  data = _fiber_job_get_backend_data (job);
-  client = ensure_ready (self, &api_minor, error);
+  data = _fiber_remote_job_lookup (job, "Slurm", error);
+  client = data != NULL ? ensure_ready (self, &api_minor, error) : NULL;
   if (client == NULL)
     return FALSE;
-  path = job_path (api_minor, data->slurm_id);
+  path = job_path (api_minor, data->name);
   reply = _fiber_rest_client_call (client, "GET", path, NULL, error);
   if (reply == NULL)
     return FALSE;
@@ -1089,12 +990,7 @@ fiber_slurm_backend_wait_job (FiberBackend  *backend,
                               int            timeout_msec,
                               GError       **error)
 {
-  if (_fiber_job_poll (job, timeout_msec) || fiber_job_has_ended (job))
-    return TRUE;
-  g_set_error (error, FIBER_ERROR, FIBER_ERROR_TIMEOUT,
-               "Slurm job %s has not ended after %d ms", fiber_job_get_id (job),
-               timeout_msec);
-  return FALSE;
+  return _fiber_remote_wait_job (job, timeout_msec, "Slurm job", error);
 }
 
 static gboolean
@@ -1110,28 +1006,23 @@ fiber_slurm_backend_terminate_job (FiberBackend  *backend,
   g_autoptr(GError) local_error = NULL;
   g_autofree char *path = NULL;
   g_autofree char *what = NULL;
-  SlurmJob *data;
+  FiberRemoteJob *data;
   gint64 slurm_error = 0;
   guint api_minor = 0;
 
   if (fiber_job_has_ended (job))
     return TRUE;
-  if (!check_own_job (self, job, error))
-    return FALSE;
-  data = _fiber_job_get_backend_data (job);
-  client = ensure_ready (self, &api_minor, error);
+  data = _fiber_remote_job_lookup (job, "Slurm", error);
+  client = data != NULL ? ensure_ready (self, &api_minor, error) : NULL;
   if (client == NULL)
     return FALSE;
-
-  g_mutex_lock (&self->lock);
-  data->cancel_requested = TRUE;
-  g_mutex_unlock (&self->lock);
+  _fiber_remote_core_request_cancel (&self->core, data);
 
   /* Both are a cancel: slurmd sends the job SIGCONT and SIGTERM, then
    * SIGKILL after KillWait, and slurmctld records it as CANCELLED.  The
    * REST API has no quicker kill of a whole batch job. */
-  path = job_path (api_minor, data->slurm_id);
-  what = g_strdup_printf ("cancel of job %" G_GUINT64_FORMAT, data->slurm_id);
+  path = job_path (api_minor, data->name);
+  what = g_strdup_printf ("cancel of job %s", data->name);
   reply = _fiber_rest_client_call (client, "DELETE", path, NULL, error);
   if (reply == NULL)
     return FALSE;
@@ -1148,13 +1039,11 @@ fiber_slurm_backend_terminate_job (FiberBackend  *backend,
 static char *
 default_listen_address (FiberSlurmBackend *self)
 {
-  g_autoptr(GResolver) resolver = NULL;
-  GList *addresses;
-  char *result = NULL;
+  char *result;
 
-  if (self->url != NULL)
+  if (self->core.url != NULL)
     {
-      g_autoptr(GUri) uri = g_uri_parse (self->url, G_URI_FLAGS_NONE, NULL);
+      g_autoptr(GUri) uri = g_uri_parse (self->core.url, G_URI_FLAGS_NONE, NULL);
       const char *host = uri != NULL ? g_uri_get_host (uri) : NULL;
       g_autoptr(GInetAddress) address = host != NULL ? g_inet_address_new_from_string (host) : NULL;
 
@@ -1164,13 +1053,7 @@ default_listen_address (FiberSlurmBackend *self)
     }
 
   /* Jobs run on the cluster's nodes: offer this host's address. */
-  resolver = g_resolver_get_default ();
-  addresses = g_resolver_lookup_by_name (resolver, g_get_host_name (), NULL, NULL);
-  for (GList *l = addresses; l != NULL && result == NULL; l = l->next)
-    if (!g_inet_address_get_is_loopback (l->data) &&
-        g_inet_address_get_family (l->data) == G_SOCKET_FAMILY_IPV4)
-      result = g_inet_address_to_string (l->data);
-  g_resolver_free_addresses (addresses);
+  result = _fiber_remote_host_address ();
   /* A host whose name resolves to no other address can only run the jobs
    * itself (a one-node cluster): the loopback interface it is.  ZeroMQ
    * binds to addresses, never to names. */
@@ -1182,11 +1065,8 @@ fiber_slurm_backend_get_listen_address (FiberBackend  *backend,
                                         GError       **error)
 {
   FiberSlurmBackend *self = FIBER_SLURM_BACKEND (backend);
-  char *address;
+  char *address = _fiber_remote_core_dup_listen_address (&self->core);
 
-  g_mutex_lock (&self->lock);
-  address = g_strdup (self->listen_address);
-  g_mutex_unlock (&self->lock);
   return address != NULL ? address : default_listen_address (self);
 }
 
@@ -1209,30 +1089,15 @@ fiber_slurm_backend_finalize (GObject *object)
 {
   FiberSlurmBackend *self = FIBER_SLURM_BACKEND (object);
 
-  if (self->monitor != NULL)
-    {
-      g_source_destroy (self->monitor);
-      g_source_unref (self->monitor);
-    }
-  /* Joins the client thread, which first runs the callbacks of the
-   * requests still in flight (they use @self). */
-  g_clear_object (&self->client);
-  g_ptr_array_unref (self->live);
+  /* First, as the callbacks of the requests still in flight use @self. */
+  _fiber_remote_core_clear (&self->core);
 
-  g_free (self->url);
   g_free (self->socket_path);
   g_free (self->user);
-  g_free (self->token);
-  g_free (self->token_file);
   g_free (self->partition);
-  g_strfreev (self->environment);
-  g_free (self->working_directory);
-  g_free (self->worker_command);
   g_free (self->standard_output);
   g_free (self->standard_error);
-  g_free (self->listen_address);
   g_free (self->api_version);
-  g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (fiber_slurm_backend_parent_class)->finalize (object);
 }
@@ -1245,56 +1110,32 @@ fiber_slurm_backend_get_property (GObject    *object,
 {
   FiberSlurmBackend *self = FIBER_SLURM_BACKEND (object);
 
-  g_mutex_lock (&self->lock);
+  if (prop_id < FIBER_REMOTE_N_PROPS)
+    {
+      _fiber_remote_core_get_property (&self->core, prop_id, value);
+      return;
+    }
+
+  g_mutex_lock (&self->core.lock);
   switch (prop_id)
     {
-    case PROP_URL:
-      g_value_set_string (value, self->url);
-      break;
     case PROP_SOCKET:
       g_value_set_string (value, self->socket_path);
       break;
     case PROP_USER:
       g_value_set_string (value, self->user);
       break;
-    case PROP_TOKEN:
-      g_value_set_string (value, self->token);
-      break;
-    case PROP_TOKEN_FILE:
-      g_value_set_string (value, self->token_file);
-      break;
-    case PROP_REQUEST_TIMEOUT:
-      g_value_set_uint (value, self->request_timeout);
-      break;
     case PROP_PARTITION:
       g_value_set_string (value, self->partition);
       break;
-    case PROP_TIME_LIMIT:
-      g_value_set_uint (value, self->time_limit);
-      break;
     case PROP_CPUS_PER_TASK:
       g_value_set_uint (value, self->cpus_per_task);
-      break;
-    case PROP_MEMORY:
-      g_value_set_uint64 (value, self->memory);
-      break;
-    case PROP_ENVIRONMENT:
-      g_value_set_boxed (value, self->environment);
-      break;
-    case PROP_WORKING_DIRECTORY:
-      g_value_set_string (value, self->working_directory);
-      break;
-    case PROP_WORKER_COMMAND:
-      g_value_set_string (value, self->worker_command);
       break;
     case PROP_STANDARD_OUTPUT:
       g_value_set_string (value, self->standard_output);
       break;
     case PROP_STANDARD_ERROR:
       g_value_set_string (value, self->standard_error);
-      break;
-    case PROP_LISTEN_ADDRESS:
-      g_value_set_string (value, self->listen_address);
       break;
     case PROP_API_VERSION:
       if (self->api_minor != 0)
@@ -1305,23 +1146,10 @@ fiber_slurm_backend_get_property (GObject    *object,
     case PROP_EXPORT_ENVIRONMENT:
       g_value_set_boolean (value, self->export_environment);
       break;
-    case PROP_POLL_INTERVAL:
-      g_value_set_uint (value, self->poll_interval);
-      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
-  g_mutex_unlock (&self->lock);
-}
-
-static void
-set_string (char         **field,
-            const GValue  *value)
-{
-  const char *text = g_value_get_string (value);
-
-  g_free (*field);
-  *field = text != NULL && *text != '\0' ? g_strdup (text) : NULL;
+  g_mutex_unlock (&self->core.lock);
 }
 
 static void
@@ -1332,71 +1160,43 @@ fiber_slurm_backend_set_property (GObject      *object,
 {
   FiberSlurmBackend *self = FIBER_SLURM_BACKEND (object);
 
-  g_mutex_lock (&self->lock);
+  if (prop_id < FIBER_REMOTE_N_PROPS)
+    {
+      _fiber_remote_core_set_property (&self->core, prop_id, value);
+      return;
+    }
+
+  g_mutex_lock (&self->core.lock);
   switch (prop_id)
     {
-    case PROP_URL:
-      set_string (&self->url, value);
-      break;
     case PROP_SOCKET:
-      set_string (&self->socket_path, value);
+      _fiber_remote_set_string (&self->socket_path, value);
       break;
     case PROP_USER:
-      set_string (&self->user, value);
-      break;
-    case PROP_TOKEN:
-      set_string (&self->token, value);
-      break;
-    case PROP_TOKEN_FILE:
-      set_string (&self->token_file, value);
-      break;
-    case PROP_REQUEST_TIMEOUT:
-      self->request_timeout = g_value_get_uint (value);
+      _fiber_remote_set_string (&self->user, value);
       break;
     case PROP_PARTITION:
-      set_string (&self->partition, value);
-      break;
-    case PROP_TIME_LIMIT:
-      self->time_limit = g_value_get_uint (value);
+      _fiber_remote_set_string (&self->partition, value);
       break;
     case PROP_CPUS_PER_TASK:
       self->cpus_per_task = g_value_get_uint (value);
       break;
-    case PROP_MEMORY:
-      self->memory = g_value_get_uint64 (value);
-      break;
-    case PROP_ENVIRONMENT:
-      g_strfreev (self->environment);
-      self->environment = g_value_dup_boxed (value);
-      break;
-    case PROP_WORKING_DIRECTORY:
-      set_string (&self->working_directory, value);
-      break;
-    case PROP_WORKER_COMMAND:
-      set_string (&self->worker_command, value);
-      break;
     case PROP_STANDARD_OUTPUT:
-      set_string (&self->standard_output, value);
+      _fiber_remote_set_string (&self->standard_output, value);
       break;
     case PROP_STANDARD_ERROR:
-      set_string (&self->standard_error, value);
-      break;
-    case PROP_LISTEN_ADDRESS:
-      set_string (&self->listen_address, value);
+      _fiber_remote_set_string (&self->standard_error, value);
       break;
     case PROP_API_VERSION:
-      set_string (&self->api_version, value);
+      _fiber_remote_set_string (&self->api_version, value);
       break;
     case PROP_EXPORT_ENVIRONMENT:
       self->export_environment = g_value_get_boolean (value);
       break;
-    case PROP_POLL_INTERVAL:
-      self->poll_interval = g_value_get_uint (value);
-      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (&self->core.lock);
 }
 
 static void
@@ -1411,6 +1211,8 @@ fiber_slurm_backend_class_init (FiberSlurmBackendClass *klass)
   object_class->get_property = fiber_slurm_backend_get_property;
   object_class->set_property = fiber_slurm_backend_set_property;
 
+  /* The properties every remote backend has, documented for this one. */
+
   /**
    * FiberSlurmBackend:url:
    *
@@ -1418,8 +1220,81 @@ fiber_slurm_backend_class_init (FiberSlurmBackendClass *klass)
    * `rest_auth/jwt`, for example `http://127.0.0.1:6820`.  Exclusive with
    * [property@Fiber.SlurmBackend:socket].
    */
-  properties[PROP_URL] =
-    g_param_spec_string ("url", NULL, NULL, NULL, construct);
+
+  /**
+   * FiberSlurmBackend:token:
+   *
+   * The JSON Web Token sent as `X-SLURM-USER-TOKEN` (from `scontrol
+   * token`).  When neither this nor [property@Fiber.SlurmBackend:token-file]
+   * is set, a URL connection uses the `SLURM_JWT` environment variable.
+   */
+
+  /**
+   * FiberSlurmBackend:token-file:
+   *
+   * A file holding the token; it is read again for every request, so a
+   * token can be renewed while the backend runs.
+   */
+
+  /**
+   * FiberSlurmBackend:request-timeout:
+   *
+   * How long, in milliseconds, a request to slurmrestd may take before it
+   * fails with %FIBER_ERROR_BACKEND.
+   */
+
+  /**
+   * FiberSlurmBackend:time-limit:
+   *
+   * The time limit of each job in minutes; 0 for the partition's default.
+   */
+
+  /**
+   * FiberSlurmBackend:memory:
+   *
+   * The memory each job asks for, in megabytes; 0 for the default.
+   */
+
+  /**
+   * FiberSlurmBackend:environment:
+   *
+   * Extra `NAME=value` variables for every job, above the caller's
+   * environment and below the job spec's variables.
+   */
+
+  /**
+   * FiberSlurmBackend:working-directory:
+   *
+   * The working directory of every job (a path on the compute nodes);
+   * %NULL for the job spec's, or else the caller's current directory.
+   */
+
+  /**
+   * FiberSlurmBackend:worker-command:
+   *
+   * A shell command that replaces the first word of each job's command
+   * line in the job script, for nodes where the worker lives elsewhere or
+   * runs through a wrapper (for example `apptainer exec img.sif
+   * fiber-worker`); %NULL to run the spec's command line as it is.
+   */
+
+  /**
+   * FiberSlurmBackend:listen-address:
+   *
+   * The IP address jobs reach the master at; %NULL for `127.0.0.1` when
+   * slurmrestd is reached over the loopback interface, else the first
+   * IPv4 address of this host's name that is not a loopback address
+   * (`127.0.0.1` when there is none).
+   */
+
+  /**
+   * FiberSlurmBackend:poll-interval:
+   *
+   * How often, in milliseconds, the monitor asks for the state of live
+   * jobs (taken when the first job is submitted).
+   */
+
+  _fiber_remote_core_install_properties (properties, G_MAXINT32);
 
   /**
    * FiberSlurmBackend:socket:
@@ -1441,48 +1316,12 @@ fiber_slurm_backend_class_init (FiberSlurmBackendClass *klass)
     g_param_spec_string ("user", NULL, NULL, NULL, construct);
 
   /**
-   * FiberSlurmBackend:token:
-   *
-   * The JSON Web Token sent as `X-SLURM-USER-TOKEN` (from `scontrol
-   * token`).  When neither this nor [property@Fiber.SlurmBackend:token-file]
-   * is set, a URL connection uses the `SLURM_JWT` environment variable.
-   */
-  properties[PROP_TOKEN] =
-    g_param_spec_string ("token", NULL, NULL, NULL, construct);
-
-  /**
-   * FiberSlurmBackend:token-file:
-   *
-   * A file holding the token; it is read again for every request, so a
-   * token can be renewed while the backend runs.
-   */
-  properties[PROP_TOKEN_FILE] =
-    g_param_spec_string ("token-file", NULL, NULL, NULL, construct);
-
-  /**
-   * FiberSlurmBackend:request-timeout:
-   *
-   * How long, in milliseconds, a request to slurmrestd may take before it
-   * fails with %FIBER_ERROR_BACKEND.
-   */
-  properties[PROP_REQUEST_TIMEOUT] =
-    g_param_spec_uint ("request-timeout", NULL, NULL, 1, G_MAXINT, 10000, construct);
-
-  /**
    * FiberSlurmBackend:partition:
    *
    * The partition jobs are submitted to; %NULL for the cluster's default.
    */
   properties[PROP_PARTITION] =
     g_param_spec_string ("partition", NULL, NULL, NULL, rw);
-
-  /**
-   * FiberSlurmBackend:time-limit:
-   *
-   * The time limit of each job in minutes; 0 for the partition's default.
-   */
-  properties[PROP_TIME_LIMIT] =
-    g_param_spec_uint ("time-limit", NULL, NULL, 0, G_MAXINT32, 0, rw);
 
   /**
    * FiberSlurmBackend:cpus-per-task:
@@ -1492,43 +1331,6 @@ fiber_slurm_backend_class_init (FiberSlurmBackendClass *klass)
    */
   properties[PROP_CPUS_PER_TASK] =
     g_param_spec_uint ("cpus-per-task", NULL, NULL, 0, G_MAXUINT16, 0, rw);
-
-  /**
-   * FiberSlurmBackend:memory:
-   *
-   * The memory each job asks for, in megabytes; 0 for the default.
-   */
-  properties[PROP_MEMORY] =
-    g_param_spec_uint64 ("memory", NULL, NULL, 0, G_MAXINT64, 0, rw);
-
-  /**
-   * FiberSlurmBackend:environment:
-   *
-   * Extra `NAME=value` variables for every job, above the caller's
-   * environment and below the job spec's variables.
-   */
-  properties[PROP_ENVIRONMENT] =
-    g_param_spec_boxed ("environment", NULL, NULL, G_TYPE_STRV, rw);
-
-  /**
-   * FiberSlurmBackend:working-directory:
-   *
-   * The working directory of every job (a path on the compute nodes);
-   * %NULL for the job spec's, or else the caller's current directory.
-   */
-  properties[PROP_WORKING_DIRECTORY] =
-    g_param_spec_string ("working-directory", NULL, NULL, NULL, rw);
-
-  /**
-   * FiberSlurmBackend:worker-command:
-   *
-   * A shell command that replaces the first word of each job's command
-   * line in the job script, for nodes where the worker lives elsewhere or
-   * runs through a wrapper (for example `apptainer exec img.sif
-   * fiber-worker`); %NULL to run the spec's command line as it is.
-   */
-  properties[PROP_WORKER_COMMAND] =
-    g_param_spec_string ("worker-command", NULL, NULL, NULL, rw);
 
   /**
    * FiberSlurmBackend:standard-output:
@@ -1552,17 +1354,6 @@ fiber_slurm_backend_class_init (FiberSlurmBackendClass *klass)
                          rw | G_PARAM_CONSTRUCT);
 
   /**
-   * FiberSlurmBackend:listen-address:
-   *
-   * The IP address jobs reach the master at; %NULL for `127.0.0.1` when
-   * slurmrestd is reached over the loopback interface, else the first
-   * IPv4 address of this host's name that is not a loopback address
-   * (`127.0.0.1` when there is none).
-   */
-  properties[PROP_LISTEN_ADDRESS] =
-    g_param_spec_string ("listen-address", NULL, NULL, NULL, rw);
-
-  /**
    * FiberSlurmBackend:api-version:
    *
    * The Slurm OpenAPI version to speak, `v0.0.38` to `v0.0.41`; %NULL to
@@ -1584,26 +1375,13 @@ fiber_slurm_backend_class_init (FiberSlurmBackendClass *klass)
     g_param_spec_boolean ("export-environment", NULL, NULL, TRUE,
                           rw | G_PARAM_CONSTRUCT);
 
-  /**
-   * FiberSlurmBackend:poll-interval:
-   *
-   * How often, in milliseconds, the monitor asks for the state of live
-   * jobs (taken when the first job is submitted).
-   */
-  properties[PROP_POLL_INTERVAL] =
-    g_param_spec_uint ("poll-interval", NULL, NULL, 10, 60000, 250,
-                       rw | G_PARAM_CONSTRUCT);
-
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
 static void
 fiber_slurm_backend_init (FiberSlurmBackend *self)
 {
-  g_mutex_init (&self->lock);
-  self->live = g_ptr_array_new_with_free_func (g_object_unref);
-  self->request_timeout = 10000;
-  self->poll_interval = 250;
+  _fiber_remote_core_init (&self->core);
   self->export_environment = TRUE;
 }
 
@@ -1647,9 +1425,9 @@ fiber_slurm_backend_dup_api_version (FiberSlurmBackend *self)
 
   g_return_val_if_fail (FIBER_IS_SLURM_BACKEND (self), NULL);
 
-  g_mutex_lock (&self->lock);
+  g_mutex_lock (&self->core.lock);
   if (self->api_minor != 0)
     version = g_strdup_printf ("v0.0.%u", self->api_minor);
-  g_mutex_unlock (&self->lock);
+  g_mutex_unlock (&self->core.lock);
   return version;
 }
