@@ -126,4 +126,16 @@ GVariant  *pool_test_task_started_then_sleep (GVariant      *args,
  * succeeds at once. */
 void       pool_test_inline_class_setup (FiberPoolClass *pool_class);
 
+/* Declares and defines the final FiberPool subclass TypeName (type_name,
+ * MODULE, OBJ_NAME as for G_DECLARE_FINAL_TYPE) with the inline vfuncs. */
+#define POOL_TEST_DEFINE_INLINE_POOL(TypeName, type_name, MODULE, OBJ_NAME)      \
+  G_DECLARE_FINAL_TYPE (TypeName, type_name, MODULE, OBJ_NAME, FiberPool)        \
+  struct _##TypeName { FiberPool parent_instance; };                             \
+  G_DEFINE_FINAL_TYPE (TypeName, type_name, FIBER_TYPE_POOL)                     \
+  static void type_name##_class_init (TypeName##Class *klass)                    \
+  {                                                                              \
+    pool_test_inline_class_setup (FIBER_POOL_CLASS (klass));                     \
+  }                                                                              \
+  static void type_name##_init (TypeName *self) {}
+
 G_END_DECLS

@@ -148,25 +148,7 @@ fiber_test_backend_init (FiberTestBackend *self)
  * properties of the config (stack-size, backend) ---- */
 
 #define TEST_TYPE_PLAIN_POOL (test_plain_pool_get_type ())
-G_DECLARE_FINAL_TYPE (TestPlainPool, test_plain_pool, TEST, PLAIN_POOL, FiberPool)
-
-struct _TestPlainPool
-{
-  FiberPool parent_instance;
-};
-
-G_DEFINE_FINAL_TYPE (TestPlainPool, test_plain_pool, FIBER_TYPE_POOL)
-
-static void
-test_plain_pool_class_init (TestPlainPoolClass *klass)
-{
-  pool_test_inline_class_setup (FIBER_POOL_CLASS (klass));
-}
-
-static void
-test_plain_pool_init (TestPlainPool *self)
-{
-}
+POOL_TEST_DEFINE_INLINE_POOL (TestPlainPool, test_plain_pool, TEST, PLAIN_POOL)
 
 #define TEST_TYPE_FULL_POOL (test_full_pool_get_type ())
 G_DECLARE_FINAL_TYPE (TestFullPool, test_full_pool, TEST, FULL_POOL, FiberPool)

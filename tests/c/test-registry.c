@@ -14,47 +14,11 @@
 /* ---- an in-test pool type: runs batches inline ---- */
 
 #define TEST_TYPE_INLINE_POOL (test_inline_pool_get_type ())
-G_DECLARE_FINAL_TYPE (TestInlinePool, test_inline_pool, TEST, INLINE_POOL, FiberPool)
-
-struct _TestInlinePool
-{
-  FiberPool parent_instance;
-};
-
-G_DEFINE_FINAL_TYPE (TestInlinePool, test_inline_pool, FIBER_TYPE_POOL)
-
-static void
-test_inline_pool_class_init (TestInlinePoolClass *klass)
-{
-  pool_test_inline_class_setup (FIBER_POOL_CLASS (klass));
-}
-
-static void
-test_inline_pool_init (TestInlinePool *self)
-{
-}
+POOL_TEST_DEFINE_INLINE_POOL (TestInlinePool, test_inline_pool, TEST, INLINE_POOL)
 
 /* A second class, to check that one name holds one class. */
 #define TEST_TYPE_OTHER_POOL (test_other_pool_get_type ())
-G_DECLARE_FINAL_TYPE (TestOtherPool, test_other_pool, TEST, OTHER_POOL, FiberPool)
-
-struct _TestOtherPool
-{
-  FiberPool parent_instance;
-};
-
-G_DEFINE_FINAL_TYPE (TestOtherPool, test_other_pool, FIBER_TYPE_POOL)
-
-static void
-test_other_pool_class_init (TestOtherPoolClass *klass)
-{
-  pool_test_inline_class_setup (FIBER_POOL_CLASS (klass));
-}
-
-static void
-test_other_pool_init (TestOtherPool *self)
-{
-}
+POOL_TEST_DEFINE_INLINE_POOL (TestOtherPool, test_other_pool, TEST, OTHER_POOL)
 
 /* ---- helpers ---- */
 
