@@ -44,6 +44,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -1561,10 +1562,31 @@ begin_terminate (FiberDispatcher *self)
     }
 }
 
+/* Signals the process of a local @job through its pidfd: a worker may
+ * have been started by the fork server (not our child, never reaped by
+ * us), so its pid could already name another process; the pidfd cannot.
+ * FALSE when the job's fd is not a pidfd (a backend that has none) or the
+ * process is gone. */
+static gboolean
+signal_job (FiberJob *job,
+            int       signo)
+{
+  int fd = fiber_job_get_fd (job);
+
+  if (fd < 0)
+    return FALSE;
+  if (pidfd_send_signal (fd, signo, NULL, 0) == 0)
+    return TRUE;
+  g_debug ("cannot signal job %s through its fd: %s",
+           fiber_job_get_id (job), g_strerror (errno));
+  return FALSE;
+}
+
 /* Interrupts the items running in the workers, as pypushflow's pools do:
- * SIGINT to each local worker that holds work (a binding's worker turns it
- * into an exception in the running task, a task blocked in a system call
- * sees EINTR), an INTERRUPT message to a remote one.  Sending only one of
+ * SIGINT through the pidfd of each local worker that holds work (a
+ * binding's worker turns it into an exception in the running task, a task
+ * blocked in a system call sees EINTR), an INTERRUPT message to a remote
+ * one (or to a local one whose job fd is not a pidfd).  Sending only one of
  * them keeps a late duplicate from interrupting the worker's next item.  A
  * worker between items ignores both. */
 static void
@@ -1573,20 +1595,15 @@ interrupt_workers (FiberDispatcher *self)
   for (guint i = 0; i < self->workers->len; i++)
     {
       Worker *w = g_ptr_array_index (self->workers, i);
-      gint64 pid;
 
       if (w->state != WORKER_CONNECTED && w->state != WORKER_LEAVING)
         continue;
       if (w->n_inflight == 0)
         continue;
-      pid = fiber_job_get_pid (w->job);
-      if (!self->remote && pid > 0 && !fiber_job_has_ended (w->job))
-        {
-          if (kill ((pid_t) pid, SIGINT) != 0)
-            g_debug ("cannot interrupt worker %s: %s", w->id, g_strerror (errno));
-        }
-      else
-        send_to (self, w, FIBER_MESSAGE_INTERRUPT, g_variant_new ("(t)", (guint64) 0));
+      if (!self->remote && !fiber_job_has_ended (w->job) &&
+          signal_job (w->job, SIGINT))
+        continue;
+      send_to (self, w, FIBER_MESSAGE_INTERRUPT, g_variant_new ("(t)", (guint64) 0));
     }
 }
 
