@@ -881,7 +881,6 @@ task_message_add (Worker      *w,
   ring_push (w, bs, index, suspect);
 }
 
-static guint64 stat_task_msgs, stat_task_items, stat_result_msgs, stat_result_items;
 static void
 task_message_send (FiberDispatcher *self,
                    Worker          *w,
@@ -891,7 +890,6 @@ task_message_send (FiberDispatcher *self,
 
   if (msg->n == 0)
     return;
-  stat_task_msgs++; stat_task_items += msg->n;
   frame = _fiber_message_writer_finish (g_steal_pointer (&msg->writer));
   w->credits -= msg->n;
   if (w->allowance != G_MAXUINT)
@@ -1167,7 +1165,6 @@ handle_result (FiberDispatcher *self,
   gint64 now = g_get_monotonic_time ();
   BatchState *measured = NULL;
   guint64 measured_id = 0;
-  stat_result_msgs++; stat_result_items += n;
 
   for (gsize i = 0; i < n; i++)
     {
@@ -2074,7 +2071,6 @@ dispatcher_thread (gpointer data)
       check_finished (self);
     }
 
-  if (g_getenv ("FIBER_STATS")) g_printerr ("TASK %lu msgs %lu items; RESULT %lu msgs %lu items\n", (gulong) stat_task_msgs, (gulong) stat_task_items, (gulong) stat_result_msgs, (gulong) stat_result_items);
   /* Nothing more is accepted; settle whatever raced with the end. */
   g_mutex_lock (&self->lock);
   self->stopped = TRUE;
