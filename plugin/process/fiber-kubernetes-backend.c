@@ -98,36 +98,6 @@ static gint job_serial;
 
 /* JSON helpers */
 
-static JsonObject *
-member_object (JsonObject *object,
-               const char *name)
-{
-  JsonNode *node = object != NULL ? json_object_get_member (object, name) : NULL;
-
-  return node != NULL && JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
-}
-
-static JsonArray *
-member_array (JsonObject *object,
-              const char *name)
-{
-  JsonNode *node = object != NULL ? json_object_get_member (object, name) : NULL;
-
-  return node != NULL && JSON_NODE_HOLDS_ARRAY (node) ? json_node_get_array (node) : NULL;
-}
-
-static const char *
-member_string (JsonObject *object,
-               const char *name)
-{
-  JsonNode *node = object != NULL ? json_object_get_member (object, name) : NULL;
-
-  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node) ||
-      json_node_get_value_type (node) != G_TYPE_STRING)
-    return NULL;
-  return json_node_get_string (node);
-}
-
 static gboolean
 member_int (JsonObject *object,
             const char *name,
@@ -149,8 +119,8 @@ status_message (JsonNode *root,
 {
   JsonObject *object = root != NULL && JSON_NODE_HOLDS_OBJECT (root)
                        ? json_node_get_object (root) : NULL;
-  const char *message = member_string (object, "message");
-  const char *reason = member_string (object, "reason");
+  const char *message = _fiber_json_member_string (object, "message");
+  const char *reason = _fiber_json_member_string (object, "reason");
 
   if (message == NULL || *message == '\0')
     return g_strdup (reason);
@@ -290,13 +260,14 @@ find_job_object (JsonNode   *list,
 
   if (list == NULL || !JSON_NODE_HOLDS_OBJECT (list))
     return NULL;
-  items = member_array (json_node_get_object (list), "items");
+  items = _fiber_json_member_array (json_node_get_object (list), "items");
   for (guint i = 0; items != NULL && i < json_array_get_length (items); i++)
     {
       JsonNode *item = json_array_get_element (items, i);
       JsonObject *object = JSON_NODE_HOLDS_OBJECT (item) ? json_node_get_object (item) : NULL;
+      JsonObject *metadata = _fiber_json_member_object (object, "metadata");
 
-      if (g_strcmp0 (member_string (member_object (object, "metadata"), "name"), name) == 0)
+      if (g_strcmp0 (_fiber_json_member_string (metadata, "name"), name) == 0)
         return object;
     }
   return NULL;
@@ -312,15 +283,16 @@ find_pod (JsonNode   *list,
 
   if (list == NULL || !JSON_NODE_HOLDS_OBJECT (list))
     return NULL;
-  items = member_array (json_node_get_object (list), "items");
+  items = _fiber_json_member_array (json_node_get_object (list), "items");
   for (guint i = 0; items != NULL && i < json_array_get_length (items); i++)
     {
       JsonNode *item = json_array_get_element (items, i);
       JsonObject *object = JSON_NODE_HOLDS_OBJECT (item) ? json_node_get_object (item) : NULL;
-      JsonObject *labels = member_object (member_object (object, "metadata"), "labels");
+      JsonObject *metadata = _fiber_json_member_object (object, "metadata");
+      JsonObject *labels = _fiber_json_member_object (metadata, "labels");
 
-      if (g_strcmp0 (member_string (labels, "job-name"), name) == 0 ||
-          g_strcmp0 (member_string (labels, "batch.kubernetes.io/job-name"), name) == 0)
+      if (g_strcmp0 (_fiber_json_member_string (labels, "job-name"), name) == 0 ||
+          g_strcmp0 (_fiber_json_member_string (labels, "batch.kubernetes.io/job-name"), name) == 0)
         found = object;
     }
   return found;
@@ -329,17 +301,19 @@ find_pod (JsonNode   *list,
 static JsonObject *
 pod_terminated_state (JsonObject *pod)
 {
-  JsonArray *statuses = member_array (member_object (pod, "status"), "containerStatuses");
+  JsonObject *pod_status = _fiber_json_member_object (pod, "status");
+  JsonArray *statuses = _fiber_json_member_array (pod_status, "containerStatuses");
 
   for (guint i = 0; statuses != NULL && i < json_array_get_length (statuses); i++)
     {
       JsonNode *node = json_array_get_element (statuses, i);
       JsonObject *status = JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
-      const char *name = member_string (status, "name");
+      const char *name = _fiber_json_member_string (status, "name");
 
       if (name == NULL || g_str_equal (name, CONTAINER_NAME) ||
           json_array_get_length (statuses) == 1)
-        return member_object (member_object (status, "state"), "terminated");
+        return _fiber_json_member_object (_fiber_json_member_object (status, "state"),
+                                          "terminated");
     }
   return NULL;
 }
@@ -348,17 +322,18 @@ static const char *
 job_condition (JsonObject *job_object,
                const char *type)
 {
-  JsonArray *conditions = member_array (member_object (job_object, "status"), "conditions");
+  JsonObject *job_status = _fiber_json_member_object (job_object, "status");
+  JsonArray *conditions = _fiber_json_member_array (job_status, "conditions");
 
   for (guint i = 0; conditions != NULL && i < json_array_get_length (conditions); i++)
     {
       JsonNode *node = json_array_get_element (conditions, i);
       JsonObject *condition = JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
 
-      if (g_strcmp0 (member_string (condition, "type"), type) == 0 &&
-          g_strcmp0 (member_string (condition, "status"), "True") == 0)
+      if (g_strcmp0 (_fiber_json_member_string (condition, "type"), type) == 0 &&
+          g_strcmp0 (_fiber_json_member_string (condition, "status"), "True") == 0)
         {
-          const char *reason = member_string (condition, "reason");
+          const char *reason = _fiber_json_member_string (condition, "reason");
           return reason != NULL ? reason : "";
         }
     }
@@ -375,7 +350,8 @@ evaluate_job (FiberKubernetesBackend *self,
 {
   FiberRemoteJob *data = _fiber_job_get_backend_data (job);
   JsonObject *terminated = pod != NULL ? pod_terminated_state (pod) : NULL;
-  const char *phase = member_string (member_object (pod, "status"), "phase");
+  JsonObject *pod_status = _fiber_json_member_object (pod, "status");
+  const char *phase = _fiber_json_member_string (pod_status, "phase");
   const char *failed = job_condition (job_object, "Failed");
   gboolean cancelled = _fiber_remote_core_cancel_requested (&self->core, data);
   gboolean ended = TRUE;
@@ -385,7 +361,7 @@ evaluate_job (FiberKubernetesBackend *self,
     {
       int code = terminated != NULL ? container_exit_code (terminated)
                                     : g_strcmp0 (phase, "Succeeded") == 0 ? 0 : -SIGKILL;
-      const char *pod_reason = member_string (member_object (pod, "status"), "reason");
+      const char *pod_reason = _fiber_json_member_string (pod_status, "reason");
 
       if (code == 0 && g_strcmp0 (phase, "Failed") != 0)
         _fiber_job_set_ended (job, FIBER_JOB_STATE_COMPLETED, 0);
@@ -978,11 +954,8 @@ fiber_kubernetes_backend_get_property (GObject    *object,
 {
   FiberKubernetesBackend *self = FIBER_KUBERNETES_BACKEND (object);
 
-  if (prop_id < FIBER_REMOTE_N_PROPS)
-    {
-      _fiber_remote_core_get_property (&self->core, prop_id, value);
-      return;
-    }
+  if (_fiber_remote_core_get_property (&self->core, prop_id, value))
+    return;
 
   g_mutex_lock (&self->core.lock);
   switch (prop_id)
@@ -1020,11 +993,8 @@ fiber_kubernetes_backend_set_property (GObject      *object,
 {
   FiberKubernetesBackend *self = FIBER_KUBERNETES_BACKEND (object);
 
-  if (prop_id < FIBER_REMOTE_N_PROPS)
-    {
-      _fiber_remote_core_set_property (&self->core, prop_id, value);
-      return;
-    }
+  if (_fiber_remote_core_set_property (&self->core, prop_id, value))
+    return;
 
   g_mutex_lock (&self->core.lock);
   switch (prop_id)

@@ -12,8 +12,9 @@ G_BEGIN_DECLS
 
 /* The properties both remote backends have, with the same meaning and
  * storage (each backend documents them for itself).  A backend numbers
- * its own properties from FIBER_REMOTE_N_PROPS and hands the ids below it
- * to _fiber_remote_core_get_property() / _set_property(). */
+ * its own properties from FIBER_REMOTE_N_PROPS and first offers every
+ * property to _fiber_remote_core_get_property() / _set_property(), which
+ * return whether it was one of these. */
 enum {
   FIBER_REMOTE_PROP_0,
   FIBER_REMOTE_PROP_URL,
@@ -72,10 +73,10 @@ void             _fiber_remote_core_clear           (FiberRemoteCore   *core);
  * @max_time_limit is the largest time-limit in minutes. */
 void             _fiber_remote_core_install_properties (GParamSpec    **properties,
                                                        guint           max_time_limit);
-void             _fiber_remote_core_get_property    (FiberRemoteCore   *core,
+gboolean         _fiber_remote_core_get_property    (FiberRemoteCore   *core,
                                                      guint              prop_id,
                                                      GValue            *value);
-void             _fiber_remote_core_set_property    (FiberRemoteCore   *core,
+gboolean         _fiber_remote_core_set_property    (FiberRemoteCore   *core,
                                                      guint              prop_id,
                                                      const GValue      *value);
 /* Sets *@field to a copy of the string in @value; "" counts as NULL. */

@@ -73,11 +73,14 @@ _fiber_remote_core_install_properties (GParamSpec **properties,
                        rw | G_PARAM_CONSTRUCT);
 }
 
-void
+gboolean
 _fiber_remote_core_get_property (FiberRemoteCore *core,
                                  guint            prop_id,
                                  GValue          *value)
 {
+  if (prop_id == FIBER_REMOTE_PROP_0 || prop_id >= FIBER_REMOTE_N_PROPS)
+    return FALSE;
+
   g_mutex_lock (&core->lock);
   switch (prop_id)
     {
@@ -118,6 +121,7 @@ _fiber_remote_core_get_property (FiberRemoteCore *core,
       g_assert_not_reached ();
     }
   g_mutex_unlock (&core->lock);
+  return TRUE;
 }
 
 void
@@ -130,11 +134,14 @@ _fiber_remote_set_string (char         **field,
   *field = text != NULL && *text != '\0' ? g_strdup (text) : NULL;
 }
 
-void
+gboolean
 _fiber_remote_core_set_property (FiberRemoteCore *core,
                                  guint            prop_id,
                                  const GValue    *value)
 {
+  if (prop_id == FIBER_REMOTE_PROP_0 || prop_id >= FIBER_REMOTE_N_PROPS)
+    return FALSE;
+
   g_mutex_lock (&core->lock);
   switch (prop_id)
     {
@@ -176,6 +183,7 @@ _fiber_remote_core_set_property (FiberRemoteCore *core,
       g_assert_not_reached ();
     }
   g_mutex_unlock (&core->lock);
+  return TRUE;
 }
 
 /* The table of live jobs */

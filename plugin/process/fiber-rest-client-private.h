@@ -121,4 +121,13 @@ GSource         *_fiber_rest_client_add_timeout    (FiberRestClient  *self,
 /* Percent-encodes @text for a path segment or query value. */
 char            *_fiber_rest_escape                (const char       *text);
 
+/* The member @name of @object (which may be NULL) when it is an object, an
+ * array or a string; NULL when it is missing or of another type. */
+JsonObject      *_fiber_json_member_object         (JsonObject       *object,
+                                                    const char       *name);
+JsonArray       *_fiber_json_member_array          (JsonObject       *object,
+                                                    const char       *name);
+const char      *_fiber_json_member_string         (JsonObject       *object,
+                                                    const char       *name);
+
 G_END_DECLS

@@ -98,27 +98,6 @@ static GParamSpec *properties[N_PROPS];
 
 /* JSON helpers, shared by every OpenAPI version. */
 
-static JsonObject *
-object_member_object (JsonObject *object,
-                      const char *name)
-{
-  JsonNode *node = object != NULL ? json_object_get_member (object, name) : NULL;
-
-  return node != NULL && JSON_NODE_HOLDS_OBJECT (node) ? json_node_get_object (node) : NULL;
-}
-
-static const char *
-object_member_string (JsonObject *object,
-                      const char *name)
-{
-  JsonNode *node = object != NULL ? json_object_get_member (object, name) : NULL;
-
-  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node) ||
-      json_node_get_value_type (node) != G_TYPE_STRING)
-    return NULL;
-  return json_node_get_string (node);
-}
-
 /* A number, or (v0.0.39+) {"set": true, "infinite": false, "number": N}. */
 static gboolean
 node_get_number (JsonNode *node,
@@ -189,8 +168,8 @@ slurm_errors_message (JsonNode *root,
       if (!JSON_NODE_HOLDS_OBJECT (entry_node))
         continue;
       entry = json_node_get_object (entry_node);
-      text = object_member_string (entry, "error");
-      description = object_member_string (entry, "description");
+      text = _fiber_json_member_string (entry, "error");
+      description = _fiber_json_member_string (entry, "description");
       if (!object_member_number (entry, "error_number", &number))
         object_member_number (entry, "error_code", &number);
       if (*first_number == 0)
@@ -343,7 +322,7 @@ detect_api_version (FiberSlurmBackend  *self,
   if (root == NULL)
     return FALSE;
 
-  paths = object_member_object (json_node_get_object (root), "paths");
+  paths = _fiber_json_member_object (json_node_get_object (root), "paths");
   names = paths != NULL ? json_object_get_members (paths) : NULL;
   for (GList *l = names; l != NULL; l = l->next)
     {
@@ -516,7 +495,7 @@ parse_exit_code (JsonNode *node,
   if (JSON_NODE_HOLDS_OBJECT (node))
     {
       JsonObject *object = json_node_get_object (node);
-      JsonObject *signal_object = object_member_object (object, "signal");
+      JsonObject *signal_object = _fiber_json_member_object (object, "signal");
       gint64 sig = 0;
 
       if (signal_object != NULL &&
@@ -1110,11 +1089,8 @@ fiber_slurm_backend_get_property (GObject    *object,
 {
   FiberSlurmBackend *self = FIBER_SLURM_BACKEND (object);
 
-  if (prop_id < FIBER_REMOTE_N_PROPS)
-    {
-      _fiber_remote_core_get_property (&self->core, prop_id, value);
-      return;
-    }
+  if (_fiber_remote_core_get_property (&self->core, prop_id, value))
+    return;
 
   g_mutex_lock (&self->core.lock);
   switch (prop_id)
@@ -1160,11 +1136,8 @@ fiber_slurm_backend_set_property (GObject      *object,
 {
   FiberSlurmBackend *self = FIBER_SLURM_BACKEND (object);
 
-  if (prop_id < FIBER_REMOTE_N_PROPS)
-    {
-      _fiber_remote_core_set_property (&self->core, prop_id, value);
-      return;
-    }
+  if (_fiber_remote_core_set_property (&self->core, prop_id, value))
+    return;
 
   g_mutex_lock (&self->core.lock);
   switch (prop_id)
