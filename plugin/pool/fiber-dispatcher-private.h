@@ -2,8 +2,10 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * A dispatcher owns one ZeroMQ ROUTER socket, the worker jobs and the
- * queue of work of one process pool, all on its own thread.  The pool
+ * A dispatcher owns the endpoint the workers connect to (a unix stream
+ * socket for local workers, a ZeroMQ ROUTER on tcp:// with CURVE for
+ * remote ones), the worker jobs and the queue of work of one process
+ * pool, all on its own thread.  The pool
  * talks to it only through the functions below, which are thread-safe and
  * never block on the dispatcher (except join).
  */

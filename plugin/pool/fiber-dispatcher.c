@@ -2,19 +2,24 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * One thread per pool owns the sockets its workers connect to, the worker
- * jobs and all dispatch state.  Local workers connect to a unix stream
- * socket in a private directory (one connection each, length-prefixed
- * frames: no ZeroMQ I/O threads between the two ends); remote workers to
- * a ZeroMQ ROUTER on tcp with CURVE.  API calls push commands onto a
- * lock-free stack (atomic push, drained by exchange + reverse) and wake
- * the thread through an eventfd written only when the stack goes from
- * empty to non-empty; a submission of a local pool is dispatched by the
- * calling thread itself when the dispatcher thread is idle in poll() (the
- * dispatch state is under `state_lock`, which the thread releases only
- * while it polls).  The thread polls the listening socket (or the ROUTER),
- * the eventfd, the fd of every worker job (readable once the job ended)
- * and every worker connection.
+ * One thread per pool owns the worker jobs, all dispatch state and the
+ * endpoint the workers connect to: for local workers a unix stream socket
+ * in a private 0700 directory (one connection per worker, length-prefixed
+ * frames, no ZeroMQ I/O thread between the two ends), for remote workers
+ * a ZeroMQ ROUTER on tcp:// with CURVE.  Either way a worker first proves
+ * the authkey in its HELLO.
+ *
+ * API calls queue commands on a list under `lock` (checked against
+ * `stopped` in the same critical section, so that none is queued after
+ * the thread took its last ones) and wake the thread through an eventfd,
+ * written only when the list goes from empty to non-empty; the thread
+ * takes the whole list at once.  A submission of a local pool is
+ * dispatched by the calling thread itself when the dispatcher thread is
+ * idle in poll() and no command is queued ahead of it (the dispatch state
+ * is under `state_lock`, which the thread releases only while it polls).
+ * The thread polls the listening socket (or the ROUTER), the eventfd, the
+ * fd of every worker job (readable once the job ended) and every worker
+ * connection.
  *
  * Work is kept as ranges of batch items; a worker gets whole chunks.  While
  * a worker is idle or not every worker has connected, each worker gets at
@@ -202,9 +207,9 @@ struct _FiberDispatcher
   /* cross-thread */
   GMutex           state_lock;   /* the dispatch state below; the thread
                                   * lets go of it only while it polls */
-  Command         *commands;     /* atomic stack */
+  Command         *commands;     /* newest first; changed under `lock` */
   int              wakefd;
-  GMutex           lock;
+  GMutex           lock;         /* commands, stopped, finished, pids */
   GCond            cond;
   gboolean         stopped;      /* no more commands accepted */
   gboolean         finished;     /* thread done, directory removed */
@@ -1447,17 +1452,17 @@ receive_from_peer (FiberDispatcher *self,
 /* ------------------------------------------------------------------ */
 /* Commands                                                            */
 
+/* With self->lock held, so that no command is pushed after the thread
+ * stopped taking them (see queue_command()). */
 static void
 push_command (FiberDispatcher *self,
               Command         *cmd)
 {
-  Command *head = g_atomic_pointer_get (&self->commands);
+  cmd->next = self->commands;
+  /* Atomic only for the unlocked peek of submit_directly(). */
+  g_atomic_pointer_set (&self->commands, cmd);
 
-  do
-    cmd->next = head;
-  while (!g_atomic_pointer_compare_and_exchange_full (&self->commands, head, cmd, &head));
-
-  if (head == NULL)
+  if (cmd->next == NULL)
     {
       guint64 one = 1;
       ssize_t r;
@@ -1607,8 +1612,13 @@ interrupt_workers (FiberDispatcher *self)
 static void
 process_commands (FiberDispatcher *self)
 {
-  Command *list = g_atomic_pointer_exchange (&self->commands, NULL);
+  Command *list;
   Command *reversed = NULL;
+
+  g_mutex_lock (&self->lock);
+  list = self->commands;
+  g_atomic_pointer_set (&self->commands, NULL);
+  g_mutex_unlock (&self->lock);
 
   while (list != NULL)
     {

@@ -26,8 +26,8 @@ G_DECLARE_INTERFACE (FiberBackend, fiber_backend, FIBER, BACKEND, GObject)
  * FiberBackendInterface:
  * @parent_iface: the parent interface
  * @get_name: returns the backend name (`local`, `slurm`, `kubernetes`)
- * @is_remote: whether jobs run on other hosts (workers then connect over
- *   `tcp://` with CURVE instead of `ipc://`)
+ * @is_remote: whether jobs run on other hosts (pool workers then connect
+ *   over ZeroMQ `tcp://` with CURVE instead of a local unix socket)
  * @create_job: starts a job running @spec and returns it
  * @refresh_job: updates the state of @job from the backend
  * @wait_job: blocks until @job has ended or @timeout_msec passed
