@@ -130,16 +130,21 @@ status_message (JsonNode *root,
 }
 
 /* Returns the JSON object of a successful reply; otherwise NULL with
- * FIBER_ERROR_BACKEND carrying the message of the API server's Status
- * (and *@http_status set). */
+ * FIBER_ERROR_BACKEND carrying the message of the API server's Status.
+ * With @gone, *@gone tells whether the reply is a 404 (the object does not
+ * exist), which then sets no error. */
 static JsonNode *
 check_reply (FiberRestReply  *reply,
              const char      *what,
-             guint           *http_status,
+             gboolean        *gone,
              GError         **error)
 {
-  if (http_status != NULL)
-    *http_status = reply->status;
+  if (gone != NULL)
+    {
+      *gone = reply->status == 404;
+      if (*gone)
+        return NULL;
+    }
   return _fiber_rest_reply_check (reply, "Kubernetes API", what,
                                   status_message, NULL, error);
 }
@@ -798,14 +803,13 @@ fiber_kubernetes_backend_refresh_job (FiberBackend  *backend,
   g_autoptr(FiberRestReply) pods_reply = NULL;
   g_autoptr(JsonNode) job_root = NULL;
   g_autoptr(JsonNode) pods = NULL;
-  g_autoptr(GError) local_error = NULL;
   g_autofree char *namespace = NULL;
   g_autofree char *path = NULL;
   g_autofree char *pods_path = NULL;
   g_autofree char *selector = NULL;
   g_autofree char *what = NULL;
   FiberRemoteJob *data;
-  guint status = 0;
+  gboolean gone = FALSE;
 
   if (fiber_job_has_ended (job))
     return TRUE;
@@ -819,12 +823,9 @@ fiber_kubernetes_backend_refresh_job (FiberBackend  *backend,
   job_reply = _fiber_rest_client_call (client, "GET", path, NULL, error);
   if (job_reply == NULL)
     return FALSE;
-  job_root = check_reply (job_reply, what, &status, &local_error);
-  if (job_root == NULL && status != 404)
-    {
-      g_propagate_error (error, g_steal_pointer (&local_error));
-      return FALSE;
-    }
+  job_root = check_reply (job_reply, what, &gone, error);
+  if (job_root == NULL && !gone)
+    return FALSE;
 
   selector = g_strdup_printf ("job-name=%s", data->name);
   pods_path = list_path (namespace, "pods", selector);
@@ -859,13 +860,12 @@ fiber_kubernetes_backend_terminate_job (FiberBackend  *backend,
   g_autoptr(FiberRestClient) client = NULL;
   g_autoptr(FiberRestReply) reply = NULL;
   g_autoptr(JsonNode) root = NULL;
-  g_autoptr(GError) local_error = NULL;
   g_autofree char *namespace = NULL;
   g_autofree char *base = NULL;
   g_autofree char *path = NULL;
   g_autofree char *what = NULL;
   FiberRemoteJob *data;
-  guint status = 0;
+  gboolean gone = FALSE;
 
   if (fiber_job_has_ended (job))
     return TRUE;
@@ -885,13 +885,8 @@ fiber_kubernetes_backend_terminate_job (FiberBackend  *backend,
   reply = _fiber_rest_client_call (client, "DELETE", path, NULL, error);
   if (reply == NULL)
     return FALSE;
-  root = check_reply (reply, what, &status, &local_error);
-  if (root == NULL && status != 404)
-    {
-      g_propagate_error (error, g_steal_pointer (&local_error));
-      return FALSE;
-    }
-  return TRUE;
+  root = check_reply (reply, what, &gone, error);
+  return root != NULL || gone;
 }
 
 static char *

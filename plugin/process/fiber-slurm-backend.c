@@ -192,9 +192,6 @@ slurm_errors_message (JsonNode *root,
   return message != NULL ? g_string_free (g_steal_pointer (&message), FALSE) : NULL;
 }
 
-/* Returns the JSON object of a successful reply; otherwise NULL with
- * FIBER_ERROR_BACKEND carrying Slurm's message (and @slurm_error set to
- * its first error number, 0 when none). */
 static char *
 reply_errors_message (JsonNode *root,
                       gpointer  user_data)
@@ -202,19 +199,26 @@ reply_errors_message (JsonNode *root,
   return slurm_errors_message (root, user_data);
 }
 
+/* Returns the JSON object of a successful reply; otherwise NULL with
+ * FIBER_ERROR_BACKEND carrying Slurm's message.  With @gone, *@gone tells
+ * whether Slurm reported the job unknown (purged), and such a failure
+ * sets no error. */
 static JsonNode *
 check_reply (FiberRestReply  *reply,
              const char      *what,
-             gint64          *slurm_error,
+             gboolean        *gone,
              GError         **error)
 {
+  g_autoptr(GError) local_error = NULL;
   gint64 number = 0;
   JsonNode *root;
 
   root = _fiber_rest_reply_check (reply, "slurmrestd", what,
-                                  reply_errors_message, &number, error);
-  if (slurm_error != NULL)
-    *slurm_error = number;
+                                  reply_errors_message, &number, &local_error);
+  if (gone != NULL)
+    *gone = number == SLURM_INVALID_JOB_ID;
+  if (root == NULL && (gone == NULL || !*gone))
+    g_propagate_error (error, g_steal_pointer (&local_error));
   return root;
 }
 
@@ -526,20 +530,16 @@ apply_job_reply (FiberSlurmBackend  *self,
   g_autoptr(JsonNode) root = NULL;
   g_autofree char *what = g_strdup_printf ("GET job %s", data->name);
   g_autofree char *state_name = NULL;
-  g_autoptr(GError) local_error = NULL;
   JsonNode *jobs_node;
   JsonObject *found = NULL;
   FiberJobState state;
-  gint64 slurm_error = 0;
+  gboolean gone = FALSE;
   int exitcode = 0;
   gboolean ended = FALSE;
 
-  root = check_reply (reply, what, &slurm_error, &local_error);
-  if (root == NULL && slurm_error != SLURM_INVALID_JOB_ID)
-    {
-      g_propagate_error (error, g_steal_pointer (&local_error));
-      return FALSE;
-    }
+  root = check_reply (reply, what, &gone, error);
+  if (root == NULL && !gone)
+    return FALSE;
 
   jobs_node = root != NULL ? json_object_get_member (json_node_get_object (root), "jobs") : NULL;
   if (jobs_node != NULL && JSON_NODE_HOLDS_ARRAY (jobs_node))
@@ -560,7 +560,7 @@ apply_job_reply (FiberSlurmBackend  *self,
 
   if (found == NULL)
     {
-      if (slurm_error != SLURM_INVALID_JOB_ID)
+      if (!gone)
         {
           g_set_error (error, FIBER_ERROR, FIBER_ERROR_BACKEND,
                        "slurmrestd: %s: the reply does not describe the job", what);
@@ -982,11 +982,10 @@ fiber_slurm_backend_terminate_job (FiberBackend  *backend,
   g_autoptr(FiberRestClient) client = NULL;
   g_autoptr(FiberRestReply) reply = NULL;
   g_autoptr(JsonNode) root = NULL;
-  g_autoptr(GError) local_error = NULL;
   g_autofree char *path = NULL;
   g_autofree char *what = NULL;
   FiberRemoteJob *data;
-  gint64 slurm_error = 0;
+  gboolean gone = FALSE;
   guint api_minor = 0;
 
   if (fiber_job_has_ended (job))
@@ -1005,14 +1004,9 @@ fiber_slurm_backend_terminate_job (FiberBackend  *backend,
   reply = _fiber_rest_client_call (client, "DELETE", path, NULL, error);
   if (reply == NULL)
     return FALSE;
-  root = check_reply (reply, what, &slurm_error, &local_error);
-  if (root == NULL && slurm_error != SLURM_INVALID_JOB_ID)
-    {
-      g_propagate_error (error, g_steal_pointer (&local_error));
-      return FALSE;
-    }
+  root = check_reply (reply, what, &gone, error);
   /* Gone already (ended and purged): the monitor records the end. */
-  return TRUE;
+  return root != NULL || gone;
 }
 
 static char *
