@@ -64,7 +64,12 @@ typedef struct
    * this pipe, signals go through the job's pidfd. */
   gboolean       forked;
   int            status_fd;
+  gint64         exited_at;   /* forked: when its pidfd first said exited */
 } LocalJob;
+
+/* How long the fork server may take to report the wait status of a child
+ * that has exited before the status counts as lost. */
+#define STATUS_GRACE_USEC (2 * G_USEC_PER_SEC)
 
 /* ------------------------------------------------------------------------
  * Reaper: children whose job was dropped while they ran
@@ -386,38 +391,82 @@ record_wait_status (LocalJob *lj,
     lj->state = FIBER_JOB_STATE_FAILED;
 }
 
-/* With lj->lock held: a process of the fork server has ended once its
- * pidfd is readable; the server then soon writes its wait status. */
+static void
+record_lost (LocalJob *lj)
+{
+  lj->reaped = TRUE;
+  lj->exitcode = 255;
+  lj->state = FIBER_JOB_STATE_LOST;
+}
+
+/* Whether the process behind @pidfd has exited. */
+static gboolean
+pidfd_exited (int pidfd)
+{
+  struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+  int n;
+
+  while ((n = poll (&pfd, 1, 0)) < 0 && errno == EINTR)
+    ;
+  return n > 0;
+}
+
+/* With lj->lock held, never blocking (the pool dispatcher calls this on
+ * its thread): a process of the fork server has ended once its pidfd is
+ * readable; the server then soon writes its wait status on the
+ * (non-blocking) status pipe.  Until that status arrives the job still
+ * counts as running; the end of the pipe without a status, or no status
+ * STATUS_GRACE_USEC after the exit, ends the job as LOST. */
 static void
 forked_job_collect (LocalJob *lj,
                     int       pidfd)
 {
-  struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
-  gboolean exited;
   int status = 0;
   ssize_t n;
 
-  while ((n = poll (&pfd, 1, 0)) < 0 && errno == EINTR)
-    ;
-  exited = n > 0;
-  if (exited)
-    {
-      struct pollfd st = { .fd = lj->status_fd, .events = POLLIN };
-
-      while (poll (&st, 1, 5000) < 0 && errno == EINTR)
-        ;
-    }
   while ((n = read (lj->status_fd, &status, sizeof status)) < 0 && errno == EINTR)
     ;
   if (n == sizeof status)
-    record_wait_status (lj, status);
-  else if (exited && n >= 0)
     {
-      /* The server is gone without telling: the status is lost. */
-      lj->reaped = TRUE;
-      lj->exitcode = 255;
-      lj->state = FIBER_JOB_STATE_LOST;
+      record_wait_status (lj, status);
+      return;
     }
+  if (!pidfd_exited (pidfd))
+    return;
+  if (lj->exited_at == 0)
+    lj->exited_at = g_get_monotonic_time ();
+  if (n >= 0)
+    {
+      /* End of the pipe (or a torn write): the server is gone without
+       * telling, the status is lost. */
+      g_debug ("the fork server did not report how process %d ended", (int) lj->pid);
+      record_lost (lj);
+    }
+  else if (g_get_monotonic_time () - lj->exited_at >= STATUS_GRACE_USEC)
+    {
+      g_debug ("no exit status for process %d within %d ms of its end",
+               (int) lj->pid, (int) (STATUS_GRACE_USEC / 1000));
+      record_lost (lj);
+    }
+}
+
+/* Outside lj->lock: waits up to @timeout_msec (-1: the grace period) for
+ * the fork server to report the status of a process that has exited. */
+static void
+forked_job_wait_status (LocalJob *lj,
+                        int       timeout_msec)
+{
+  struct pollfd st = { .fd = lj->status_fd, .events = POLLIN };
+  int grace_msec = (int) (STATUS_GRACE_USEC / 1000);
+
+  g_mutex_lock (&lj->lock);
+  if (lj->exited_at == 0)
+    lj->exited_at = g_get_monotonic_time ();
+  g_mutex_unlock (&lj->lock);
+  if (timeout_msec < 0 || timeout_msec > grace_msec)
+    timeout_msec = grace_msec;
+  while (poll (&st, 1, timeout_msec) < 0 && errno == EINTR)
+    ;
 }
 
 static gboolean
@@ -460,9 +509,7 @@ fiber_local_backend_refresh_job (FiberBackend  *backend,
         {
           /* Someone else reaped our child (a waitpid(-1) elsewhere, or
            * SIGCHLD set to SIG_IGN): it has ended, its status is lost. */
-          lj->reaped = TRUE;
-          lj->exitcode = 255;
-          lj->state = FIBER_JOB_STATE_LOST;
+          record_lost (lj);
         }
     }
   ended = lj->reaped;
@@ -483,7 +530,11 @@ fiber_local_backend_wait_job (FiberBackend  *backend,
                               int            timeout_msec,
                               GError       **error)
 {
-  if (get_local_job (job, error) == NULL)
+  LocalJob *lj = get_local_job (job, error);
+  gint64 deadline = timeout_msec < 0 ? -1
+                    : g_get_monotonic_time () + (gint64) timeout_msec * 1000;
+
+  if (lj == NULL)
     return FALSE;
 
   if (!fiber_job_has_ended (job))
@@ -491,6 +542,16 @@ fiber_local_backend_wait_job (FiberBackend  *backend,
       /* Block on the pidfd: no polling loop, no SIGCHLD handler. */
       if (_fiber_job_poll (job, timeout_msec) &&
           !fiber_local_backend_refresh_job (backend, job, error))
+        return FALSE;
+    }
+  if (!fiber_job_has_ended (job) && lj->forked && pidfd_exited (fiber_job_get_fd (job)))
+    {
+      /* Exited; the fork server has not reported the status yet. */
+      int left = deadline < 0 ? -1
+                 : (int) MAX (0, (deadline - g_get_monotonic_time ()) / 1000);
+
+      forked_job_wait_status (lj, left);
+      if (!fiber_local_backend_refresh_job (backend, job, error))
         return FALSE;
     }
   if (fiber_job_has_ended (job))
