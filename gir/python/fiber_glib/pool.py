@@ -503,7 +503,19 @@ class PoolMixin:
         if isinstance(func, str):
             self._check_running()
             return self._c().apply(self, func, args)
-        return self.apply_async(func, args, kwds).get()
+        if self._fiber_state().in_process or not callable(func):
+            return self.apply_async(func, args, kwds).get()
+        # The synchronous C call: no result object, and a closed pool is
+        # its FIBER_ERROR_CLOSED (PoolClosedError, a ValueError).
+        payload = _common.pack((func, tuple(args), kwds or None))
+        try:
+            value = self._c().apply(self, _common.TASK_CALL, payload)
+        except GLib.Error as e:
+            raise translate_error(e) from None
+        ok, value = _decode_call(value)
+        if ok:
+            return value
+        raise value
 
     def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None):
         """Like :meth:`multiprocessing.pool.Pool.apply_async`."""
