@@ -16,9 +16,12 @@
  * The server detaches from the parent (it is not a child of it, so it
  * never shows up among the parent's children) and exits when the parent
  * closes its end of the socket or dies.  Each start returns the child's
- * pidfd (the job fd and sentinel; signals go through it, so they never
- * reach a recycled pid) and a pipe on which the server writes the child's
- * wait status when it reaped it.  Daemonic children watch the parent
+ * pidfd (signals go through it, so they never reach a recycled pid) and a
+ * socket on which the child writes its wait status when it exits normally
+ * and the server when it reaped it.  That socket is the job fd and
+ * sentinel, as in multiprocessing: readable only once the status can be
+ * read (the parent peeks at it, so it stays readable), so refreshing the
+ * job never has to wait for it.  Daemonic children watch the parent
  * through a pidfd the server opened while the parent waited for it.
  *
  * FIBER_PROCESS_START_METHOD=spawn in the parent's environment turns this

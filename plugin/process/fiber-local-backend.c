@@ -61,9 +61,11 @@ typedef struct
   FiberJobState  state;
   int            exitcode;
   /* Started by the fork server (not our child): its wait status comes on
-   * this pipe, signals go through the job's pidfd. */
+   * @status_fd (the job's fd, owned by the job: readable once the status
+   * is there, or the server is gone), signals go through @pidfd (ours). */
   gboolean       forked;
   int            status_fd;
+  int            pidfd;
   gint64         exited_at;   /* forked: when its pidfd first said exited */
 } LocalJob;
 
@@ -211,8 +213,8 @@ local_job_free (gpointer data)
   if (!lj->reaped && !lj->forked)
     reaper_adopt (lj->pid);
   g_mutex_unlock (&lj->lock);
-  if (lj->status_fd >= 0)
-    close (lj->status_fd);
+  if (lj->pidfd >= 0)
+    close (lj->pidfd);
   g_mutex_clear (&lj->lock);
   g_free (lj);
 }
@@ -368,6 +370,7 @@ fiber_local_backend_create_job (FiberBackend  *backend,
   g_mutex_init (&lj->lock);
   lj->pid = pid;
   lj->status_fd = -1;
+  lj->pidfd = -1;
 
   id = g_strdup_printf ("%d", (int) pid);
   {
@@ -412,32 +415,35 @@ pidfd_exited (int pidfd)
 }
 
 /* With lj->lock held, never blocking (the pool dispatcher calls this on
- * its thread): a process of the fork server has ended once its pidfd is
- * readable; the server then soon writes its wait status on the
- * (non-blocking) status pipe.  Until that status arrives the job still
- * counts as running; the end of the pipe without a status, or no status
- * STATUS_GRACE_USEC after the exit, ends the job as LOST. */
+ * its thread): the status of a process of the fork server comes on the
+ * (non-blocking) status socket, from the child itself when it exits
+ * normally, else from the server once it reaped the child.  Until then
+ * the job still counts as running; the end of the socket without a status,
+ * or no status STATUS_GRACE_USEC after the pidfd said the process exited
+ * (a server that hangs), ends the job as LOST. */
 static void
-forked_job_collect (LocalJob *lj,
-                    int       pidfd)
+forked_job_collect (LocalJob *lj)
 {
   int status = 0;
   ssize_t n;
 
-  while ((n = read (lj->status_fd, &status, sizeof status)) < 0 && errno == EINTR)
+  /* Peeked, not read: the status stays, so the job's fd (its sentinel)
+   * stays readable after the end. */
+  while ((n = recv (lj->status_fd, &status, sizeof status, MSG_PEEK | MSG_DONTWAIT)) < 0 &&
+         errno == EINTR)
     ;
   if (n == sizeof status)
     {
       record_wait_status (lj, status);
       return;
     }
-  if (!pidfd_exited (pidfd))
+  if (n < 0 && !pidfd_exited (lj->pidfd))
     return;
   if (lj->exited_at == 0)
     lj->exited_at = g_get_monotonic_time ();
   if (n >= 0)
     {
-      /* End of the pipe (or a torn write): the server is gone without
+      /* End of the socket (or a torn write): the server is gone without
        * telling, the status is lost. */
       g_debug ("the fork server did not report how process %d ended", (int) lj->pid);
       record_lost (lj);
@@ -484,7 +490,7 @@ fiber_local_backend_refresh_job (FiberBackend  *backend,
 
   g_mutex_lock (&lj->lock);
   if (!lj->reaped && lj->forked)
-    forked_job_collect (lj, fiber_job_get_fd (job));
+    forked_job_collect (lj);
   else if (!lj->reaped)
     {
       int status = 0;
@@ -537,21 +543,27 @@ fiber_local_backend_wait_job (FiberBackend  *backend,
   if (lj == NULL)
     return FALSE;
 
-  if (!fiber_job_has_ended (job))
+  if (!fiber_job_has_ended (job) && lj->forked)
+    {
+      /* Block on the pidfd, then (within the grace period) on the status
+       * pipe: a hung fork server cannot hold us beyond that. */
+      struct pollfd pfd = { .fd = lj->pidfd, .events = POLLIN };
+      int left;
+
+      while (poll (&pfd, 1, timeout_msec) < 0 && errno == EINTR)
+        ;
+      left = deadline < 0 ? -1
+             : (int) MAX (0, (deadline - g_get_monotonic_time ()) / 1000);
+      if (pidfd_exited (lj->pidfd))
+        forked_job_wait_status (lj, left);
+      if (!fiber_local_backend_refresh_job (backend, job, error))
+        return FALSE;
+    }
+  else if (!fiber_job_has_ended (job))
     {
       /* Block on the pidfd: no polling loop, no SIGCHLD handler. */
       if (_fiber_job_poll (job, timeout_msec) &&
           !fiber_local_backend_refresh_job (backend, job, error))
-        return FALSE;
-    }
-  if (!fiber_job_has_ended (job) && lj->forked && pidfd_exited (fiber_job_get_fd (job)))
-    {
-      /* Exited; the fork server has not reported the status yet. */
-      int left = deadline < 0 ? -1
-                 : (int) MAX (0, (deadline - g_get_monotonic_time ()) / 1000);
-
-      forked_job_wait_status (lj, left);
-      if (!fiber_local_backend_refresh_job (backend, job, error))
         return FALSE;
     }
   if (fiber_job_has_ended (job))
@@ -578,7 +590,7 @@ fiber_local_backend_terminate_job (FiberBackend  *backend,
     {
       /* Through the pidfd: never a recycled pid. */
       lj->terminate_requested = TRUE;
-      if (pidfd_send_signal (fiber_job_get_fd (job), force ? SIGKILL : SIGTERM, NULL, 0) < 0 &&
+      if (pidfd_send_signal (lj->pidfd, force ? SIGKILL : SIGTERM, NULL, 0) < 0 &&
           errno != ESRCH)
         saved_errno = errno;
     }
@@ -955,9 +967,13 @@ _fiber_local_backend_create_forked_job (FiberBackend  *backend,
   lj->pid = (GPid) pid;
   lj->forked = TRUE;
   lj->status_fd = status_fd;
+  lj->pidfd = pidfd;
 
+  /* The status socket is the job's fd (its sentinel), as in
+   * multiprocessing's forkserver: once it is readable the status can be
+   * read at once, so whoever saw it can also see the job ended. */
   id = g_strdup_printf ("%" G_GINT64_FORMAT, pid);
-  job = _fiber_job_new (id, pid, pidfd, lj, local_job_free);
+  job = _fiber_job_new (id, pid, status_fd, lj, local_job_free);
   _fiber_job_set_state (job, FIBER_JOB_STATE_RUNNING);
   return job;
 }
@@ -974,7 +990,7 @@ _fiber_forkserver_child_exit (int status)
     {
       int wait_status = (status & 0xff) << 8;  /* W_EXITCODE (status, 0) */
 
-      if (write (child_status_fd, &wait_status, sizeof wait_status) < 0)
+      if (send (child_status_fd, &wait_status, sizeof wait_status, MSG_NOSIGNAL) < 0)
         { /* the parent no longer cares */ }
     }
   _exit (status);
@@ -1012,7 +1028,7 @@ reap_forked (GArray *children)
 
           if (c->pid != pid)
             continue;
-          if (write (c->status_fd, &status, sizeof status) < 0)
+          if (send (c->status_fd, &status, sizeof status, MSG_NOSIGNAL) < 0)
             { /* the parent no longer cares */ }
           close (c->status_fd);
           g_array_remove_index_fast (children, i);
@@ -1081,7 +1097,9 @@ spare_fork (int      sock,
   pid_t pid;
 
   *ctl = -1;
-  if (pipe2 (status_pipe, O_CLOEXEC) != 0)
+  /* A socket, not a pipe: the parent peeks at the status, so the job fd
+   * stays readable once the job ended. */
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, status_pipe) != 0)
     return FALSE;
   if (pipe2 (ctl_pipe, O_CLOEXEC) != 0)
     {
@@ -1108,7 +1126,7 @@ spare_fork (int      sock,
       return FALSE;
     }
 
-  /* The spare.  It keeps a write end of its status pipe: on a normal
+  /* The spare.  It keeps a write end of its status socket: on a normal
    * exit it reports its status itself, before the server could. */
   close (sigfd);
   child_status_fd = status_pipe[1];
