@@ -1203,24 +1203,63 @@ worker_teardown (Worker *self)
   g_mutex_clear (&self->state_lock);
 }
 
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Worker, worker_teardown)
+
+/* With socket_lock held: the handshake, the initializer, then serving
+ * until the worker leaves.  Returns the exit status; @error is set when
+ * the worker could not even say HELLO (an initializer that fails is
+ * reported to the pool in a GOODBYE instead). */
+static int
+worker_run (Worker  *self,
+            GError **error)
+{
+  guint credits = FIBER_WORKER_DEFAULT_CREDITS;
+
+  if (!handshake (self, error))
+    return 1;
+
+  self->watchdog = g_thread_new ("fiber-watchdog", watchdog_thread, self);
+
+  if (self->initializer != NULL)
+    {
+      g_autoptr(GError) init_error = NULL;
+      g_autoptr(GVariant) ignored = run_task (self, self->initializer, self->initargs, 0,
+                                              &init_error);
+
+      if (ignored == NULL)
+        {
+          g_autofree char *reason = g_strconcat (FIBER_GOODBYE_INITIALIZER,
+                                                 init_error->message, NULL);
+
+          worker_send (self, FIBER_MESSAGE_GOODBYE, g_variant_new ("(s)", reason));
+          return 1;
+        }
+    }
+
+  if (self->maxtasks > 0)
+    credits = MIN (credits, self->maxtasks);
+  worker_send (self, FIBER_MESSAGE_READY, g_variant_new ("(u)", (guint32) credits));
+  self->last_flush = g_get_monotonic_time ();
+  return serve (self);
+}
+
 int
 _fiber_worker_main_from_environment (void)
 {
-  Worker worker = { .wakefd = -1 };
-  Worker *self = &worker;
+  /* Torn down on every return, after SIGINT got its default action back. */
+  g_auto(Worker) worker = { .wakefd = -1 };
   g_autoptr(GError) error = NULL;
   struct sigaction action = { 0 };
-  int status = 1;
+  int status;
 
-  g_mutex_init (&self->socket_lock);
-  g_mutex_init (&self->state_lock);
-  g_queue_init (&self->units);
-  self->heartbeat_ms = FIBER_DEFAULT_HEARTBEAT_MS;
+  g_mutex_init (&worker.socket_lock);
+  g_mutex_init (&worker.state_lock);
+  g_queue_init (&worker.units);
+  worker.heartbeat_ms = FIBER_DEFAULT_HEARTBEAT_MS;
 
-  if (!worker_setup (self, &error))
+  if (!worker_setup (&worker, &error))
     {
       g_printerr ("fiber worker: %s\n", error->message);
-      worker_teardown (self);
       return 1;
     }
 
@@ -1229,41 +1268,12 @@ _fiber_worker_main_from_environment (void)
   sigemptyset (&action.sa_mask);
   sigaction (SIGINT, &action, NULL);
 
-  g_mutex_lock (&self->socket_lock);
-  if (!handshake (self, &error))
-    {
-      g_printerr ("fiber worker: %s\n", error->message);
-      goto out;
-    }
-
-  self->watchdog = g_thread_new ("fiber-watchdog", watchdog_thread, self);
-
-  if (self->initializer != NULL)
-    {
-      g_autoptr(GVariant) ignored = run_task (self, self->initializer, self->initargs, 0, &error);
-
-      if (ignored == NULL)
-        {
-          g_autofree char *reason = g_strconcat (FIBER_GOODBYE_INITIALIZER, error->message, NULL);
-
-          worker_send (self, FIBER_MESSAGE_GOODBYE, g_variant_new ("(s)", reason));
-          goto out;
-        }
-    }
-
-  {
-    guint credits = FIBER_WORKER_DEFAULT_CREDITS;
-
-    if (self->maxtasks > 0)
-      credits = MIN (credits, self->maxtasks);
-    worker_send (self, FIBER_MESSAGE_READY, g_variant_new ("(u)", (guint32) credits));
-  }
-  self->last_flush = g_get_monotonic_time ();
-  status = serve (self);
-
-out:
-  g_mutex_unlock (&self->socket_lock);
+  g_mutex_lock (&worker.socket_lock);
+  status = worker_run (&worker, &error);
+  g_mutex_unlock (&worker.socket_lock);
   signal (SIGINT, SIG_DFL);
-  worker_teardown (self);
+
+  if (error != NULL)
+    g_printerr ("fiber worker: %s\n", error->message);
   return status;
 }
