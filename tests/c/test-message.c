@@ -598,6 +598,347 @@ test_error_to_tuple (void)
   fiber_test_assert_no_leaks (2000);
 }
 
+/* ------------------------------------------------------------------ */
+/* FiberMessageWriter: byte for byte what GLib makes of the same body    */
+
+static const char * const string_pieces[] = {
+  "", "a", "task", "héllo wörld", "日本語のテキスト", "emoji 🎉🐍", "\t\n", "Ω≈ç√∫",
+};
+
+static char *
+random_string (GRand *rand)
+{
+  GString *s = g_string_new (NULL);
+  guint n = (guint) g_rand_int_range (rand, 0, 6);
+
+  for (guint i = 0; i < n; i++)
+    g_string_append (s, string_pieces[g_rand_int_range (rand, 0, G_N_ELEMENTS (string_pieces))]);
+  if (g_rand_int_range (rand, 0, 16) == 0)
+    for (guint i = (guint) g_rand_int_range (rand, 200, 700); i > 0; i--)
+      g_string_append_c (s, (char) ('a' + i % 26));
+  return g_string_free (s, FALSE);
+}
+
+/* A random value (floating): scalars, strings, byte arrays, empty and full
+ * arrays, tuples (the unit too), nested variants, maybes, dictionaries. */
+static GVariant *
+random_value (GRand *rand,
+              guint  depth)
+{
+  int kind = g_rand_int_range (rand, 0, depth >= 4 ? 8 : 16);
+
+  switch (kind)
+    {
+    case 0:
+      return g_variant_new_boolean (g_rand_boolean (rand));
+    case 1:
+      return g_variant_new_byte ((guint8) g_rand_int (rand));
+    case 2:
+      return g_variant_new_int16 ((gint16) g_rand_int (rand));
+    case 3:
+      return g_variant_new_uint32 (g_rand_int (rand));
+    case 4:
+      return g_variant_new_int64 ((gint64) (((guint64) g_rand_int (rand) << 32) | g_rand_int (rand)));
+    case 5:
+      return g_variant_new_double (g_rand_double_range (rand, -1e6, 1e6));
+    case 6:
+      {
+        g_autofree char *str = random_string (rand);
+        return g_variant_new_string (str);
+      }
+    case 7:
+      {
+        gsize n = (gsize) g_rand_int_range (rand, 0, 300);
+        g_autofree guint8 *bytes = g_malloc (MAX (n, 1));
+
+        for (gsize i = 0; i < n; i++)
+          bytes[i] = (guint8) g_rand_int (rand);
+        return g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes, n, 1);
+      }
+    case 8:
+      {
+        static const char * const types[] = { "(sv)", "s", "ay", "a{sv}", "(ii)", "mv" };
+        const char *type = types[g_rand_int_range (rand, 0, G_N_ELEMENTS (types))];
+
+        /* An empty array. */
+        return g_variant_new_array (G_VARIANT_TYPE (type), NULL, 0);
+      }
+    case 9:
+      {
+        GVariant *children[4];
+        guint n = (guint) g_rand_int_range (rand, 0, 5);
+
+        for (guint i = 0; i < n; i++)
+          children[i] = random_value (rand, depth + 1);
+        return g_variant_new_tuple (children, n);
+      }
+    case 10:
+      return g_variant_new_variant (random_value (rand, depth + 1));
+    case 11:
+      return g_variant_new_maybe (G_VARIANT_TYPE_VARIANT, NULL);
+    case 12:
+      return g_variant_new_maybe (NULL, random_value (rand, depth + 1));
+    case 13:
+      {
+        GVariantBuilder builder;
+        guint n = (guint) g_rand_int_range (rand, 0, 4);
+
+        g_variant_builder_init (&builder, G_VARIANT_TYPE_VARDICT);
+        for (guint i = 0; i < n; i++)
+          {
+            g_autofree char *key = random_string (rand);
+            g_variant_builder_add (&builder, "{sv}", key, random_value (rand, depth + 1));
+          }
+        return g_variant_builder_end (&builder);
+      }
+    case 14:
+      {
+        GVariantBuilder builder;
+        guint n = (guint) g_rand_int_range (rand, 0, 8);
+
+        g_variant_builder_init (&builder, G_VARIANT_TYPE ("as"));
+        for (guint i = 0; i < n; i++)
+          {
+            g_autofree char *str = random_string (rand);
+            g_variant_builder_add (&builder, "s", str);
+          }
+        return g_variant_builder_end (&builder);
+      }
+    default:
+      {
+        GVariantBuilder builder;
+        guint n = (guint) g_rand_int_range (rand, 0, 6);
+
+        g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(sxmd)"));
+        for (guint i = 0; i < n; i++)
+          {
+            g_autofree char *str = random_string (rand);
+            g_variant_builder_add (&builder, "(sxmd)", str, (gint64) g_rand_int (rand) - G_MAXINT32,
+                                   g_rand_boolean (rand), g_rand_double (rand));
+          }
+        return g_variant_builder_end (&builder);
+      }
+    }
+}
+
+/* A value of @size bytes or more (a string or a byte array). */
+static GVariant *
+large_value (GRand *rand,
+             gsize  size)
+{
+  if (g_rand_boolean (rand))
+    {
+      g_autofree char *str = g_malloc (size + 1);
+
+      memset (str, 'x', size);
+      str[size] = '\0';
+      memcpy (str, "ünïcode ", strlen ("ünïcode "));
+      return g_variant_new_string (str);
+    }
+  else
+    {
+      g_autofree guint8 *bytes = g_malloc0 (size);
+
+      return g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes, size, 1);
+    }
+}
+
+typedef struct
+{
+  guint64   batch_id;
+  guint32   index;
+  gboolean  ok;
+  GVariant *value;
+} WriterItem;
+
+static void
+writer_item_clear (WriterItem *item)
+{
+  g_clear_pointer (&item->value, g_variant_unref);
+}
+
+/* Writes @items with a FiberMessageWriter, builds the same body with a
+ * GVariantBuilder and _fiber_message_encode(), and wants the same bytes. */
+static void
+assert_writer_matches (FiberMessageType  type,
+                       const char       *task,
+                       GArray           *items)
+{
+  g_autoptr(FiberMessageWriter) writer = _fiber_message_writer_new (type, task);
+  g_autoptr(GBytes) written = NULL;
+  g_autoptr(GBytes) expected = NULL;
+  g_autoptr(GVariant) decoded = NULL;
+  GVariantBuilder builder;
+  GVariant *body;
+  FiberMessageType decoded_type = 0;
+  const guint8 *a, *b;
+  gsize a_size, b_size;
+
+  if (type == FIBER_MESSAGE_TASK)
+    {
+      g_variant_builder_init (&builder, G_VARIANT_TYPE ("(sa(tuv))"));
+      g_variant_builder_add (&builder, "s", task);
+      g_variant_builder_open (&builder, G_VARIANT_TYPE ("a(tuv)"));
+    }
+  else
+    g_variant_builder_init (&builder, G_VARIANT_TYPE ("a(tubv)"));
+
+  for (guint i = 0; i < items->len; i++)
+    {
+      WriterItem *item = &g_array_index (items, WriterItem, i);
+
+      _fiber_message_writer_add (writer, item->batch_id, item->index, item->ok,
+                                 g_variant_ref (item->value));
+      if (type == FIBER_MESSAGE_TASK)
+        g_variant_builder_add (&builder, "(tuv)", item->batch_id, item->index, item->value);
+      else
+        g_variant_builder_add (&builder, "(tubv)", item->batch_id, item->index, item->ok,
+                               item->value);
+    }
+  g_assert_cmpuint (_fiber_message_writer_get_n_items (writer), ==, items->len);
+  if (type == FIBER_MESSAGE_TASK)
+    g_variant_builder_close (&builder);
+  body = g_variant_builder_end (&builder);
+
+  written = _fiber_message_writer_finish (g_steal_pointer (&writer));
+  expected = _fiber_message_encode (type, body);
+
+  a = g_bytes_get_data (written, &a_size);
+  b = g_bytes_get_data (expected, &b_size);
+  for (gsize i = 0; i < MIN (a_size, b_size); i++)
+    if (a[i] != b[i])
+      g_error ("%s of %u items: byte %" G_GSIZE_FORMAT " is 0x%02x, GLib's 0x%02x",
+               type == FIBER_MESSAGE_TASK ? "TASK" : "RESULT", items->len, i, a[i], b[i]);
+  g_assert_cmpuint (a_size, ==, b_size);
+
+  /* And the decoder takes it as the same body. */
+  decoded = decode_ok (written, &decoded_type);
+  g_assert_cmpint (decoded_type, ==, type);
+  {
+    g_autoptr(GVariant) expected_body = NULL;
+    FiberMessageType expected_type = 0;
+
+    expected_body = decode_ok (expected, &expected_type);
+    g_assert_true (g_variant_equal (decoded, expected_body));
+  }
+}
+
+static GVariant *
+random_item_value (GRand    *rand,
+                   gboolean  task,
+                   gboolean *ok)
+{
+  *ok = TRUE;
+  if (!task && g_rand_int_range (rand, 0, 5) == 0)
+    {
+      g_autofree char *message = random_string (rand);
+      g_autofree char *traceback = random_string (rand);
+
+      *ok = FALSE;
+      return g_variant_new ("(siss)", "fiber-error-quark", FIBER_ERROR_TASK_FAILED,
+                            message, traceback);
+    }
+  return random_value (rand, 0);
+}
+
+static void
+add_item (GArray   *items,
+          guint64   batch_id,
+          guint32   index,
+          gboolean  ok,
+          GVariant *value)
+{
+  WriterItem item = { batch_id, index, ok, g_variant_ref_sink (value) };
+
+  g_array_append_val (items, item);
+}
+
+static void
+test_writer_matches_glib (void)
+{
+  g_autoptr(GRand) rand = g_rand_new_with_seed (g_test_rand_int ());
+  /* Item counts around the 1-, 2- and 4-byte framing offset limits. */
+  static const guint counts[] = { 0, 1, 2, 3, 7, 31, 100, 254, 255, 256, 1000 };
+
+  for (guint round = 0; round < 60; round++)
+    for (guint t = 0; t < 2; t++)
+      {
+        gboolean task = t == 0;
+        g_autoptr(GArray) items = g_array_new (FALSE, FALSE, sizeof (WriterItem));
+        g_autofree char *name = task ? random_string (rand) : NULL;
+        guint n = counts[round % G_N_ELEMENTS (counts)];
+
+        g_array_set_clear_func (items, (GDestroyNotify) writer_item_clear);
+        for (guint i = 0; i < n; i++)
+          {
+            gboolean ok;
+            GVariant *value = random_item_value (rand, task, &ok);
+
+            add_item (items, (guint64) g_rand_int (rand) << (round % 33), g_rand_int (rand),
+                      ok, value);
+          }
+        assert_writer_matches (task ? FIBER_MESSAGE_TASK : FIBER_MESSAGE_RESULT, name, items);
+      }
+  fiber_test_assert_no_leaks (2000);
+}
+
+static void
+test_writer_edge_cases (void)
+{
+  g_autoptr(GRand) rand = g_rand_new_with_seed (g_test_rand_int ());
+  /* Item and message sizes around the framing offset limits (255, 64 KiB)
+   * and beyond them. */
+  static const gsize sizes[] = { 0, 200, 240, 250, 260, 65000, 65520, 65535, 65600, 70000, 300000 };
+
+  for (guint t = 0; t < 2; t++)
+    {
+      gboolean task = t == 0;
+      FiberMessageType type = task ? FIBER_MESSAGE_TASK : FIBER_MESSAGE_RESULT;
+
+      for (guint s = 0; s < G_N_ELEMENTS (sizes); s++)
+        {
+          g_autoptr(GArray) one = g_array_new (FALSE, FALSE, sizeof (WriterItem));
+          g_autoptr(GArray) many = g_array_new (FALSE, FALSE, sizeof (WriterItem));
+
+          g_array_set_clear_func (one, (GDestroyNotify) writer_item_clear);
+          g_array_set_clear_func (many, (GDestroyNotify) writer_item_clear);
+          add_item (one, G_MAXUINT64, G_MAXUINT32, TRUE, large_value (rand, sizes[s]));
+          assert_writer_matches (type, "large", one);
+
+          /* Many small items adding up to about the size. */
+          for (gsize total = 0; total < sizes[s];)
+            {
+              GVariant *value = g_variant_new_int32 ((gint32) total);
+
+              total += 24;
+              add_item (many, 1, (guint32) total, TRUE, value);
+            }
+          assert_writer_matches (type, "many", many);
+        }
+
+      {
+        g_autoptr(GArray) items = g_array_new (FALSE, FALSE, sizeof (WriterItem));
+        /* A boolean stored as 2 is not in normal form: both sides
+         * normalise it. */
+        static const guint8 two = 2;
+        GVariant *odd = g_variant_new_from_data (G_VARIANT_TYPE_BOOLEAN, &two, 1,
+                                                 FALSE, NULL, NULL);
+
+        g_array_set_clear_func (items, (GDestroyNotify) writer_item_clear);
+        g_assert_false (g_variant_is_normal_form (odd));
+        add_item (items, 0, 0, TRUE, odd);
+        add_item (items, 0, 1, TRUE, g_variant_new ("()"));
+        add_item (items, 0, 2, TRUE, g_variant_new_variant (g_variant_new_variant (
+                                       g_variant_new_variant (g_variant_new_string ("ß")))));
+        add_item (items, 0, 3, TRUE, g_variant_new ("(msmv)", NULL, NULL));
+        add_item (items, 0, 4, TRUE, g_variant_new_array (G_VARIANT_TYPE ("a{sv}"), NULL, 0));
+        assert_writer_matches (type, task ? "名前 with a very long task name, ünïcode" : NULL,
+                               items);
+      }
+    }
+  fiber_test_assert_no_leaks (2000);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -622,6 +963,8 @@ main (int   argc,
   g_test_add_func ("/message/random-corruption", test_random_corruption);
   g_test_add_func ("/message/error-from-tuple", test_error_from_tuple);
   g_test_add_func ("/message/error-to-tuple", test_error_to_tuple);
+  g_test_add_func ("/message/writer/matches-glib", test_writer_matches_glib);
+  g_test_add_func ("/message/writer/edge-cases", test_writer_edge_cases);
 
   ret = g_test_run ();
   fiber_test_cleanup_environment ();
