@@ -32,6 +32,7 @@ static const struct
   { "stack_size",       "stack-size" },
   { "backend",          "backend" },
   { "worker_command",   "worker-command" },
+  { "transport",        "transport" },
 };
 
 /* A list of construct properties being collected. */
@@ -492,6 +493,8 @@ is_config_key (const char *member)
  *   backend property of the same name (`_` and `-` are the same)
  * - `worker_command` (array of strings): the command line that starts a
  *   worker of a process or remote pool (language bindings set their own)
+ * - `transport` (string): how the workers of a process pool talk to it,
+ *   `unix` or `zmq` (see [property@Fiber.ProcessPool:transport])
  *
  * A member whose value is null is ignored.  Values the config leaves out
  * come from the GSettings schema `org.fiberglib.Fiber` when it is

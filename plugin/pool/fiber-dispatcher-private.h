@@ -3,8 +3,8 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
  * A dispatcher owns the endpoint the workers connect to (a unix stream
- * socket for local workers, a ZeroMQ ROUTER on tcp:// with CURVE for
- * remote ones), the worker jobs and the queue of work of one process
+ * socket for local workers, or a ZeroMQ ROUTER on ipc:// if asked; a
+ * ZeroMQ ROUTER on tcp:// with CURVE for remote ones), the worker jobs and the queue of work of one process
  * pool, all on its own thread.  The pool
  * talks to it only through the functions below, which are thread-safe and
  * never block on the dispatcher (except join).
@@ -34,6 +34,9 @@ typedef struct
   gboolean       resilient;         /* retry items of lost workers */
   guint          max_retries;
   guint          heartbeat_ms;      /* > 0 */
+  gboolean       local_zmq;         /* local workers over a ZeroMQ ROUTER on
+                                     * ipc:// instead of the unix socket
+                                     * (to compare the two) */
 } FiberDispatcherConfig;
 
 /* Binds the endpoint, starts the workers and the dispatcher thread. */

@@ -6,17 +6,20 @@
  * endpoint the workers connect to: for local workers a unix stream socket
  * in a private 0700 directory (one connection per worker, length-prefixed
  * frames, no ZeroMQ I/O thread between the two ends), for remote workers
- * a ZeroMQ ROUTER on tcp:// with CURVE.  Either way a worker first proves
- * the authkey in its HELLO.
+ * a ZeroMQ ROUTER on tcp:// with CURVE.  A local pool can also be asked to
+ * use a ZeroMQ ROUTER on ipc:// (the `transport` of FiberProcessPool), the
+ * remote code path without CURVE, so the two can be compared.  Either way
+ * a worker first proves the authkey in its HELLO.
  *
  * API calls queue commands on a list under `lock` (checked against
  * `stopped` in the same critical section, so that none is queued after
  * the thread took its last ones) and wake the thread through an eventfd,
  * written only when the list goes from empty to non-empty; the thread
- * takes the whole list at once.  A submission of a local pool is
- * dispatched by the calling thread itself when the dispatcher thread is
- * idle in poll() and no command is queued ahead of it (the dispatch state
- * is under `state_lock`, which the thread releases only while it polls).
+ * takes the whole list at once.  A submission of a pool on the unix
+ * socket is dispatched by the calling thread itself when the dispatcher
+ * thread is idle in poll() and no command is queued ahead of it (the
+ * dispatch state is under `state_lock`, which the thread releases only
+ * while it polls).
  * The thread polls the listening socket (or the ROUTER), the eventfd, the
  * fd of every worker job (readable once the job ended) and every worker
  * connection.
@@ -195,6 +198,7 @@ struct _FiberDispatcher
   guint            max_retries;
   guint            heartbeat_ms;
   gboolean         remote;
+  gboolean         local_zmq;
 
   guint8           nonce[FIBER_AUTH_NONCE_SIZE];
   char            *nonce_hex;
@@ -218,7 +222,8 @@ struct _FiberDispatcher
 
   /* dispatcher thread only */
   void            *zctx;
-  void            *router;       /* remote pools (tcp + CURVE) */
+  void            *router;       /* remote pools (tcp + CURVE), or local
+                                  * ones with local_zmq (ipc) */
   int              listen_fd;    /* local pools: the unix socket */
   GPtrArray       *peers;        /* Peer, accepted without HELLO yet */
   GPtrArray       *poll_streams; /* Worker, in poll order after the job fds */
@@ -2162,7 +2167,7 @@ bind_endpoint (FiberDispatcher  *self,
   int zero = 0;
   int one = 1;
 
-  if (!self->remote)
+  if (!self->remote && !self->local_zmq)
     return bind_local (self, error);
 
   self->zctx = zmq_ctx_new ();
@@ -2211,6 +2216,21 @@ bind_endpoint (FiberDispatcher  *self,
       self->endpoint = g_strndup (last, last_size);
       return TRUE;
     }
+
+  /* Local workers over ZeroMQ: ipc:// in a private 0700 directory, the
+   * same HELLO proof, no CURVE. */
+  self->runtime_dir = g_dir_make_tmp ("fiber-pool-XXXXXX", error);
+  if (self->runtime_dir == NULL)
+    return FALSE;
+  self->socket_path = g_build_filename (self->runtime_dir, "pool.ipc", NULL);
+  self->endpoint = g_strconcat ("ipc://", self->socket_path, NULL);
+  if (zmq_bind (self->router, self->endpoint) != 0)
+    {
+      g_set_error (error, FIBER_ERROR, FIBER_ERROR_FAILED,
+                   "cannot listen on %s: %s (set TMPDIR to a shorter directory if "
+                   "the path is too long)", self->endpoint, zmq_strerror (errno));
+      return FALSE;
+    }
   return TRUE;
 }
 
@@ -2254,6 +2274,7 @@ _fiber_dispatcher_new (const FiberDispatcherConfig  *config,
   self->max_retries = config->max_retries;
   self->heartbeat_ms = config->heartbeat_ms > 0 ? config->heartbeat_ms : FIBER_DEFAULT_HEARTBEAT_MS;
   self->remote = fiber_backend_is_remote (self->backend);
+  self->local_zmq = !self->remote && config->local_zmq;
 
   self->pids = g_array_new (FALSE, FALSE, sizeof (gint64));
   self->workers = g_ptr_array_new ();
@@ -2520,7 +2541,8 @@ submit_directly (FiberDispatcher *self,
 {
   gboolean done = FALSE;
 
-  if (self->remote || !g_mutex_trylock (&self->state_lock))
+  /* Not with a ZeroMQ socket, which only the dispatcher thread uses. */
+  if (self->router != NULL || !g_mutex_trylock (&self->state_lock))
     return FALSE;
 
   if (!self->stopped && !self->terminating && !self->closing && !self->exit_loop &&

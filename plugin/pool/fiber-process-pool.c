@@ -33,7 +33,8 @@
  * generic `fiber-worker` executable, which loads the
  * [property@Fiber.ProcessPool:task-modules].  They connect back to the pool
  * (local workers over a unix socket in a private directory, remote ones
- * over ZeroMQ `tcp://` with CURVE encryption) and prove that they know the
+ * over ZeroMQ `tcp://` with CURVE encryption; see
+ * [property@Fiber.ProcessPool:transport]) and prove that they know the
  * pool's [property@Fiber.ProcessPool:authkey].
  *
  * The pool is resilient: a worker that crashes, is killed or stops sending
@@ -66,6 +67,7 @@ struct _FiberProcessPool
   char            **task_modules;
   GBytes           *authkey;
   guint             heartbeat_interval;
+  char             *transport;
 
   FiberDispatcher  *dispatcher;
 };
@@ -83,6 +85,7 @@ enum {
   PROP_TASK_MODULES,
   PROP_AUTHKEY,
   PROP_HEARTBEAT_INTERVAL,
+  PROP_TRANSPORT,
   N_PROPS
 };
 
@@ -160,6 +163,20 @@ fiber_process_pool_initable_init (GInitable     *initable,
       }
   if (self->backend == NULL)
     self->backend = g_object_ref (fiber_backend_get_default ());
+  if (self->transport == NULL)
+    self->transport = g_strdup (fiber_backend_is_remote (self->backend) ? "zmq" : "unix");
+  if (!g_str_equal (self->transport, "unix") && !g_str_equal (self->transport, "zmq"))
+    {
+      g_set_error (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
+                   "unknown transport “%s” (expected “unix” or “zmq”)", self->transport);
+      return FALSE;
+    }
+  if (g_str_equal (self->transport, "unix") && fiber_backend_is_remote (self->backend))
+    {
+      g_set_error_literal (error, FIBER_ERROR, FIBER_ERROR_INVALID_ARGUMENT,
+                           "the workers of a remote backend cannot use the “unix” transport");
+      return FALSE;
+    }
   if (self->authkey == NULL)
     self->authkey = _fiber_process_get_current_authkey ();
   if (g_bytes_get_size (self->authkey) == 0)
@@ -182,6 +199,7 @@ fiber_process_pool_initable_init (GInitable     *initable,
   config.resilient = _fiber_pool_get_resilient (pool);
   config.max_retries = _fiber_pool_get_max_retries (pool);
   config.heartbeat_ms = self->heartbeat_interval;
+  config.local_zmq = g_str_equal (self->transport, "zmq");
 
   self->dispatcher = _fiber_dispatcher_new (&config, error);
   return self->dispatcher != NULL;
@@ -281,6 +299,7 @@ fiber_process_pool_finalize (GObject *object)
   g_strfreev (self->worker_command);
   g_strfreev (self->task_modules);
   g_clear_pointer (&self->authkey, g_bytes_unref);
+  g_free (self->transport);
 
   G_OBJECT_CLASS (fiber_process_pool_parent_class)->finalize (object);
 }
@@ -312,6 +331,9 @@ fiber_process_pool_get_property (GObject    *object,
       break;
     case PROP_HEARTBEAT_INTERVAL:
       g_value_set_uint (value, self->heartbeat_interval);
+      break;
+    case PROP_TRANSPORT:
+      g_value_set_string (value, self->transport);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -349,6 +371,10 @@ fiber_process_pool_set_property (GObject      *object,
       break;
     case PROP_HEARTBEAT_INTERVAL:
       self->heartbeat_interval = g_value_get_uint (value);
+      break;
+    case PROP_TRANSPORT:
+      g_free (self->transport);
+      self->transport = g_value_dup_string (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -438,6 +464,24 @@ fiber_process_pool_class_init (FiberProcessPoolClass *klass)
   properties[PROP_HEARTBEAT_INTERVAL] =
     g_param_spec_uint ("heartbeat-interval", NULL, NULL, 0, 3600 * 1000, 0,
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * FiberProcessPool:transport:
+   *
+   * How the workers talk to the pool: `unix` (the default for this
+   * machine's workers) is one unix stream connection per worker in a
+   * private directory; `zmq` is a ZeroMQ ROUTER/DEALER pair over `ipc://`
+   * in that directory, with the same authenticated protocol.  The unix
+   * socket is faster (a synchronous round trip does not pass through the
+   * I/O thread ZeroMQ runs on each side; `bench-pool` measures both);
+   * `zmq` is there to compare the two.  The workers of a remote backend
+   * always use `zmq`, over `tcp://` with CURVE encryption.  %NULL at
+   * construction means the default; after construction this is the
+   * transport in use.
+   */
+  properties[PROP_TRANSPORT] =
+    g_param_spec_string ("transport", NULL, NULL, NULL,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }

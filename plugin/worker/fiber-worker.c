@@ -1041,7 +1041,8 @@ take_env (const char *name)
   return value;
 }
 
-/* Connects the ZeroMQ DEALER (tcp, with CURVE when the master has a key). */
+/* Connects the ZeroMQ DEALER: tcp:// with CURVE to a remote pool, ipc://
+ * to a local pool whose transport is "zmq". */
 static gboolean
 worker_connect_zmq (Worker  *self,
                     GError **error)
