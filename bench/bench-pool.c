@@ -10,6 +10,8 @@
  *   map_default      map with the automatic chunksize      items/s
  *   process_start    FiberProcess start + join (fiber.noop) ms
  *   pool_start       fiber_pool_new + first apply          ms
+ *   apply_sync_zmq   apply_sync on a pool whose transport is "zmq"
+ *                    (ZeroMQ ipc:// instead of the unix socket)  µs
  * and, with --rss N, the peak RSS of this process (getrusage ru_maxrss)
  * after a map of N integers.
  *
@@ -255,7 +257,34 @@ run_rss (guint n)
   return 0;
 }
 
-/* Runs the pool figures 0–4 on one pool, then the process figure 5. */
+/* The synchronous round trip again, on a pool whose workers use ZeroMQ
+ * over ipc:// (FiberProcessPool:transport "zmq"): what the unix socket
+ * saves. */
+static gboolean
+run_apply_sync_zmq (Figure  *figure,
+                    GError **error)
+{
+  g_autoptr(FiberPool) pool = NULL;
+  double warm;
+  gboolean ok;
+
+  pool = g_initable_new (FIBER_TYPE_PROCESS_POOL, NULL, error,
+                         "processes", opt_workers, "transport", "zmq", NULL);
+  if (pool == NULL)
+    return FALSE;
+  ok = bench_map (pool, 200, 1, &warm, error) &&
+       bench_apply_sync (pool, figure->n, &figure->value, error);
+  if (!ok)
+    {
+      fiber_pool_terminate (pool);
+      fiber_pool_join (pool, 10000, NULL);
+      return FALSE;
+    }
+  return stop_pool (pool, error);
+}
+
+/* Runs the pool figures 0–4 on one pool, then the process figures 5–6 and
+ * the ZeroMQ transport figure 7. */
 static gboolean
 run_all (Figure  *figures,
          GError **error)
@@ -297,9 +326,12 @@ run_all (Figure  *figures,
     return FALSE;
   g_clear_object (&pool);
 
-  if (!wanted (figures[5].key))
+  if (wanted (figures[5].key) &&
+      !bench_process_start (figures[5].n, &figures[5].value, &figures[6].value, error))
+    return FALSE;
+  if (!wanted (figures[7].key))
     return TRUE;
-  return bench_process_start (figures[5].n, &figures[5].value, &figures[6].value, error);
+  return run_apply_sync_zmq (&figures[7], error);
 }
 
 int
@@ -328,6 +360,7 @@ main (int    argc,
     { "map_default",   "map, automatic chunksize",        "items/s", 0, 200000 },
     { "process_start", "FiberProcess start + join",       "ms",      0, 30 },
     { "process_first", "first FiberProcess start + join", "ms",      0, 1 },
+    { "apply_sync_zmq", "apply, sync round trip, zmq ipc", "us",     0, 3000 },
   };
 
   if (!fiber_init (&argc, &argv, &error))

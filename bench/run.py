@@ -131,6 +131,18 @@ def main():
         "multiprocessing_spawn": proc_spawn,
         "ratio": proc_fiber / proc_fork if proc_fork else None, "higher_is_better": False,
     })
+    zmq = fiber.get("apply_sync_zmq")
+    if zmq is not None:
+        # The same synchronous apply with the workers on ZeroMQ ipc://
+        # (transport "zmq") instead of the unix socket: why local pools
+        # use the socket.
+        rows.append({
+            "key": "apply_sync_zmq", "label": "apply, sync, zmq ipc", "unit": "µs",
+            "fiber": zmq["value"], "multiprocessing": mp["apply_sync"]["value"],
+            "concurrent_futures": None,
+            "ratio": zmq["value"] / mp["apply_sync"]["value"] if mp["apply_sync"]["value"] else None,
+            "higher_is_better": False,
+        })
     rss_fiber = fiber_rss["peak_rss_kib"] / 1024.0
     rss_mp = py_rss["peak_rss_kib"] / 1024.0
     rows.append({
@@ -194,6 +206,10 @@ def main():
     if first is not None:
         print(f"fiber's first process start + join (it also starts the fork server): "
               f"{first['value']:.1f} ms; the row is the mean over {fiber['process_start']['n']}")
+    if zmq is not None:
+        unix_us = fiber["apply_sync"]["value"]
+        print(f"sync apply: unix vs zmq ipc: {unix_us:.1f} µs vs {zmq['value']:.1f} µs "
+              f"(zmq/unix {zmq['value'] / unix_us:.2f}×; transport \"unix\" is the default)")
     print("cf map with the automatic chunksize is Executor.map's default, chunksize 1")
     return 0
 
