@@ -732,7 +732,8 @@ large_value (GRand *rand,
 
       memset (str, 'x', size);
       str[size] = '\0';
-      memcpy (str, "ünïcode ", strlen ("ünïcode "));
+      if (size >= strlen ("ünïcode "))
+        memcpy (str, "ünïcode ", strlen ("ünïcode "));
       return g_variant_new_string (str);
     }
   else
