@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from gi.repository import Fiber
+from gi.repository import Fiber, GLib
 
 import helpers
 from helpers import f, f2, fy
@@ -146,3 +146,25 @@ def test_process_pool_needs_picklable_callables():
         with pytest.raises(Exception):
             pool.apply(lambda: 1)
         assert pool.apply(f, (3,)) == 9
+
+
+@pytest.mark.parametrize("pool_type", ["process", "ndprocess"])
+def test_interrupt_c_task_in_python_worker(pool_type):
+    """A registered C task run by name in a Python worker is interrupted
+    too (through its GCancellable), also after Python tasks ran there."""
+    with Fiber.Pool(1, pool_type=pool_type) as pool:
+        assert pool.apply(f, (2,)) == 4
+        r = pool.apply_async("fiber.sleep", GLib.Variant("(d)", (30.0,)))
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        pool.interrupt()
+        with pytest.raises(Fiber.TaskInterrupted):
+            r.get(timeout=20)
+        assert time.monotonic() - t0 < 15
+        assert pool.apply(f, (3,)) == 9
+        # and a Python task after it is interrupted as before
+        r = pool.apply_async(helpers.sleep_worker, (30,))
+        time.sleep(1.0)
+        pool.interrupt()
+        with pytest.raises(Fiber.TaskInterrupted):
+            r.get(timeout=20)

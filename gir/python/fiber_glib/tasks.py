@@ -15,6 +15,7 @@ A Python exception is part of the *successful* result of ``python.call``
 """
 
 import _thread
+import ctypes
 import os
 import pickle
 import signal
@@ -33,16 +34,34 @@ _registered = False
 _lock = threading.Lock()
 
 
-class _TaskSignals:
-    """In a worker process, while a task runs on the main thread, SIGINT
-    raises KeyboardInterrupt (once); between tasks it is ignored, as in
-    multiprocessing workers.
+def _libc_sigaction():
+    try:
+        func = ctypes.CDLL(None, use_errno=True).sigaction
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+    func.restype = ctypes.c_int
+    return func
 
-    Both hooks are installed once per worker, not per task (installing a
-    Python signal handler and connecting to the task's GCancellable cost
-    more than the rest of a small task's wrapper): the SIGINT handler at the
-    first task, and a "cancelled" handler for each GCancellable the worker
-    runtime hands out (it reuses one until a task is interrupted).
+
+# sigaction(2) of the C library; the records are only saved and restored,
+# never read, so an opaque buffer larger than any struct sigaction will do.
+_sigaction = _libc_sigaction()
+_SIGACTION_SIZE = 512
+
+
+class _TaskSignals:
+    """In a worker process, while a Python task runs on the main thread,
+    SIGINT raises KeyboardInterrupt (once); otherwise the worker runtime's
+    own handler has it (it cancels a running C task, and a worker between
+    tasks ignores it, as multiprocessing workers do).
+
+    The hooks cost little per task (installing a Python signal handler and
+    connecting to the task's GCancellable cost more than the rest of a
+    small task's wrapper): the Python handler is installed once and then
+    switched with the runtime's by one sigaction() each way, and a
+    "cancelled" handler is connected once per GCancellable the runtime
+    hands out (it reuses one until a task is interrupted).
     """
 
     def __init__(self):
@@ -50,6 +69,8 @@ class _TaskSignals:
         self.active = False
         self.raised = False
         self.installed = False
+        self.c_action = None       # raw struct sigaction of the worker runtime
+        self.py_action = None      # ... and of Python's own signal handler
         self.cancellable = None
         self.main_ident = threading.main_thread().ident
 
@@ -74,10 +95,9 @@ class _TaskSignals:
         if not self.worker or threading.get_ident() != self.main_ident:
             return
         if not self.installed:
-            # Replaces the worker runtime's own SIGINT handler: this one
-            # interrupts Python code, which the runtime's cannot.
-            signal.signal(signal.SIGINT, self._handler)
-            self.installed = True
+            self._install()
+        elif self.py_action is not None:
+            _sigaction(signal.SIGINT, self.py_action, None)
         self.active = True
         if cancellable is not None and cancellable is not self.cancellable:
             self.cancellable = cancellable
@@ -85,6 +105,28 @@ class _TaskSignals:
 
     def end(self):
         self.active = False
+        if self.c_action is not None:
+            # Back to the worker runtime's handler, which cancels the task
+            # that runs next: a registered C task run by name is
+            # interrupted through its GCancellable.
+            _sigaction(signal.SIGINT, self.c_action, None)
+
+    def _install(self):
+        """Installs the Python SIGINT handler (it interrupts Python code,
+        which the worker runtime's handler cannot), keeping both handlers'
+        raw sigaction records so that each task switches between them with
+        one system call and no Python-level signal.signal()."""
+        self.installed = True
+        self.c_action = self.py_action = None
+        if _sigaction is not None:
+            c_action = ctypes.create_string_buffer(_SIGACTION_SIZE)
+            if _sigaction(signal.SIGINT, None, c_action) == 0:
+                signal.signal(signal.SIGINT, self._handler)
+                py_action = ctypes.create_string_buffer(_SIGACTION_SIZE)
+                if _sigaction(signal.SIGINT, None, py_action) == 0:
+                    self.c_action, self.py_action = c_action, py_action
+                return
+        signal.signal(signal.SIGINT, self._handler)
 
     def interrupted_exception(self, exc):
         """What the caller sees for @exc: a KeyboardInterrupt caused by an
