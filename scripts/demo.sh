@@ -73,7 +73,7 @@ section "2. gzip -9 of $N_FILES generated files"
 mkdir "$work/data"
 for i in $(seq -w 1 "$N_FILES"); do
   # ~1.3 MB of compressible text per file
-  seq "$((i * 1000))" "$((i * 1000 + 180000))" >"$work/data/part-$i.txt"
+  seq "$((10#$i * 1000))" "$((10#$i * 1000 + 180000))" >"$work/data/part-$i.txt"
 done
 du -sh "$work/data" | awk '{ print "input: " $1 }'
 ls -1 "$work"/data/part-*.txt >"$work/parts.txt"
