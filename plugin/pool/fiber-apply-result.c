@@ -49,15 +49,26 @@ static SourceRef *
 source_ref_get (gpointer source_object)
 {
   static GMutex lock;
-  static GQuark quark;
+  static gsize quark;
   SourceRef *self;
 
   if (source_object == NULL)
     return NULL;
 
+  if (g_once_init_enter (&quark))
+    g_once_init_leave (&quark, g_quark_from_static_string ("fiber-apply-result-source"));
+
+  /* Fast path without the lock: the qdata's own reference keeps the
+   * SourceRef alive as long as @source_object, which our caller holds. */
+  self = g_object_get_qdata (source_object, quark);
+  if (self != NULL)
+    {
+      g_atomic_ref_count_inc (&self->ref);
+      return self;
+    }
+
+  /* The lock only keeps two threads from creating it at once. */
   g_mutex_lock (&lock);
-  if (quark == 0)
-    quark = g_quark_from_static_string ("fiber-apply-result-source");
   self = g_object_get_qdata (source_object, quark);
   if (self == NULL)
     {

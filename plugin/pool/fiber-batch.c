@@ -3,6 +3,8 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
+#include <string.h>
+
 #include "fiber-error.h"
 #include "fiber-pool-private.h"
 #include "fiber-task-private.h"
@@ -22,6 +24,7 @@ struct _FiberBatch
   guint              chunksize;
   FiberApplyResult  *result;     /* a FiberMapResult for maps */
   FiberMapResult    *map_result; /* same object, or NULL for apply */
+  char               task_buf[]; /* where `task` points, in the same block */
 };
 
 G_DEFINE_BOXED_TYPE (FiberBatch, fiber_batch, fiber_batch_ref, fiber_batch_unref)
@@ -37,11 +40,15 @@ _fiber_batch_new (const char        *task,
                   FiberApplyResult  *result)
 {
   static gsize next_id = 1;
-  FiberBatch *self = g_new0 (FiberBatch, 1);
+  gsize task_size = task != NULL ? strlen (task) + 1 : 0;
+  /* one allocation for the batch and its task name: an apply_async makes
+   * a batch per call */
+  FiberBatch *self = g_malloc0 (sizeof (FiberBatch) + task_size);
 
   g_atomic_ref_count_init (&self->ref);
   self->id = (guint64) g_atomic_pointer_add (&next_id, 1);
-  self->task = g_strdup (task);
+  if (task != NULL)
+    self->task = memcpy (self->task_buf, task, task_size);
   self->func = func;
   self->func_data = func_data;
   self->func_destroy = func_destroy;
@@ -96,7 +103,6 @@ fiber_batch_unref (FiberBatch *self)
   g_clear_pointer (&self->args, g_variant_unref);
   g_clear_pointer (&self->iterable, g_variant_unref);
   g_clear_object (&self->result);
-  g_free (self->task);
   g_free (self);
 }
 

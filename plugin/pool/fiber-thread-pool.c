@@ -60,9 +60,19 @@ typedef struct
   char         *initializer;   /* copies of the construct-only properties */
   GVariant     *initargs;
   GThreadPool  *threads;
+  /* read for every task; written rarely (interrupt, terminate) */
+  GCancellable *cancellable;   /* of the tasks starting now */
+  int           generation;    /* atomic: bumped when `cancellable` is replaced */
+  int           terminated;    /* atomic */
+  GHashTable   *initialized;   /* GThread* → GError* (NULL when the initializer succeeded) */
+
+  /* Keeps the fields above off the cache lines that the lock and the
+   * queues below, written for every task, bounce between the threads. */
+  char          padding[64];
 
   GMutex        lock;
   GCond         cond;          /* signalled when `active` and `pending` become empty */
+  guint         n_joiners;     /* threads waiting on `cond` */
   GQueue        active;        /* Chunk: running */
   GQueue        pending;       /* Pending: not taken yet */
   guint64       n_pending_chunks; /* chunks left in `pending` */
@@ -70,10 +80,6 @@ typedef struct
   guint         n_runners;     /* runners pushed to `threads` and not returned */
   guint         n_busy;        /* runners running a chunk */
   int           n_lingering;   /* atomic: runners watching for work (at most one) */
-  GCancellable *cancellable;   /* of the tasks starting now */
-  int           generation;    /* atomic: bumped when `cancellable` is replaced */
-  int           terminated;    /* atomic */
-  GHashTable   *initialized;   /* GThread* → GError* (NULL when the initializer succeeded) */
 } Core;
 
 struct _FiberThreadPool
@@ -132,6 +138,25 @@ core_unref (Core *self)
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->cond);
   g_free (self);
+}
+
+/* Takes the lock for the hot paths (submitting, a runner taking its next
+ * chunk).  Their critical sections are short, but a GMutex sleeps in the
+ * kernel as soon as it is contended, and the submitting thread's unlock
+ * then pays a futex wake: with small tasks that was a system call per
+ * task.  Retrying for a moment first usually finds it free. */
+static void
+lock_hot (Core *self)
+{
+  for (guint i = 0; i < 200; i++)
+    {
+      if (g_mutex_trylock (&self->lock))
+        return;
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause ();
+#endif
+    }
+  g_mutex_lock (&self->lock);
 }
 
 /* Runs the initializer on this thread once; returns a copy of its error. */
@@ -292,13 +317,15 @@ run_queued_chunks (gpointer data,
     {
       FiberBatch *finished = NULL;
 
-      g_mutex_lock (&self->lock);
+      lock_hot (self);
       if (chunk != NULL)
         {
           g_queue_unlink (&self->active, &chunk->link);
           finished = g_steal_pointer (&chunk->batch);
           self->n_busy--;
-          if (self->active.length == 0 && self->pending.length == 0)
+          /* GCond does not count waiters: without this check every
+           * drained queue cost a futex call with the lock held. */
+          if (self->n_joiners > 0 && self->active.length == 0 && self->pending.length == 0)
             g_cond_broadcast (&self->cond);
         }
       chunk = take_chunk_locked (self, chunk);
@@ -385,7 +412,7 @@ fiber_thread_pool_submit (FiberPool   *pool,
 
   /* Under the lock, so that terminate() sees either none or all of the
    * items; submitting never waits for the threads. */
-  g_mutex_lock (&self->lock);
+  lock_hot (self);
   if (g_atomic_int_get (&self->terminated))
     {
       g_mutex_unlock (&self->lock);
@@ -496,9 +523,15 @@ fiber_thread_pool_join (FiberPool  *pool,
   g_mutex_lock (&self->lock);
   while (self->active.length > 0 || self->pending.length > 0)
     {
+      gboolean woken = TRUE;
+
+      self->n_joiners++;
       if (deadline < 0)
         g_cond_wait (&self->cond, &self->lock);
-      else if (!g_cond_wait_until (&self->cond, &self->lock, deadline))
+      else
+        woken = g_cond_wait_until (&self->cond, &self->lock, deadline);
+      self->n_joiners--;
+      if (!woken)
         {
           g_mutex_unlock (&self->lock);
           g_set_error (error, FIBER_ERROR, FIBER_ERROR_TIMEOUT,
