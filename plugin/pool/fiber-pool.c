@@ -934,6 +934,23 @@ fiber_pool_map (FiberPool   *self,
   return fiber_apply_result_get (FIBER_APPLY_RESULT (result), -1, error);
 }
 
+/* imap and imap_unordered hand back their iterator, unless the call
+ * failed before any item ran (closed pool, bad iterable): that error is
+ * reported by the call itself.  Takes @result. */
+static FiberMapResult *
+imap_result_or_error (FiberMapResult  *result,
+                      GError         **error)
+{
+  g_autoptr(FiberMapResult) owned = result;
+
+  if (!fiber_apply_result_ready (FIBER_APPLY_RESULT (owned)) ||
+      fiber_map_result_get_n_items (owned) == 0 ||
+      fiber_map_result_get_n_completed (owned) > 0)
+    return g_steal_pointer (&owned);
+  fiber_apply_result_get (FIBER_APPLY_RESULT (owned), 0, error);
+  return NULL;
+}
+
 /**
  * fiber_pool_imap:
  * @self: a #FiberPool
@@ -961,13 +978,7 @@ fiber_pool_imap (FiberPool   *self,
 
   result = map_common (self, task, iterable, MAX (chunksize, 1), FALSE, TRUE, FALSE,
                        NULL, NULL, NULL, fiber_pool_imap);
-  if (!fiber_apply_result_ready (FIBER_APPLY_RESULT (result)) ||
-      fiber_map_result_get_n_items (result) == 0 ||
-      fiber_map_result_get_n_completed (result) > 0)
-    return g_steal_pointer (&result);
-  /* failed before any item ran: report it here */
-  fiber_apply_result_get (FIBER_APPLY_RESULT (result), 0, error);
-  return NULL;
+  return imap_result_or_error (g_steal_pointer (&result), error);
 }
 
 /**
@@ -997,12 +1008,7 @@ fiber_pool_imap_unordered (FiberPool   *self,
 
   result = map_common (self, task, iterable, MAX (chunksize, 1), FALSE, FALSE, FALSE,
                        NULL, NULL, NULL, fiber_pool_imap_unordered);
-  if (!fiber_apply_result_ready (FIBER_APPLY_RESULT (result)) ||
-      fiber_map_result_get_n_items (result) == 0 ||
-      fiber_map_result_get_n_completed (result) > 0)
-    return g_steal_pointer (&result);
-  fiber_apply_result_get (FIBER_APPLY_RESULT (result), 0, error);
-  return NULL;
+  return imap_result_or_error (g_steal_pointer (&result), error);
 }
 
 /**
